@@ -1,0 +1,37 @@
+# slimlab: the two commands that work on a fresh machine are `make demo` and `make test`.
+# Both create .venv if it is missing and install slimlab into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is declared as a range (torch>=2.4) in pyproject.toml, so an existing build is kept.
+# When the venv has no torch yet we install this spec first: on the project's CI machines it is a
+# small CPU wheel that pip finds on local disk. Override it, e.g. `make demo TORCH_SPEC='torch>=2.4'`.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.slimlab-installed
+
+.PHONY: setup demo test test-slow lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/slimlab demo
+
+test: setup
+	$(VENV)/bin/ruff check src tests
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

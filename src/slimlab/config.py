@@ -1,0 +1,235 @@
+"""The experiment file (TOML), as pydantic models. Each layer owns the model of its own section
+(TrainConfig, BenchConfig, treatment configs); this module composes them and turns a validation failure
+into one line that names the field and what was expected."""
+
+from __future__ import annotations
+
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from slimlab.bench.config import BenchConfig
+from slimlab.data import DATASETS
+from slimlab.errors import ConfigError, DataFileError, SlimlabError
+from slimlab.models import MODELS
+from slimlab.train import TrainConfig
+from slimlab.treatments import TreatmentConfig, parse_treatment
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+QUICK_SEEDS = 2
+QUICK_EPOCHS = 3
+QUICK_SAMPLES = 1000
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _custom(message: str) -> PydanticCustomError:
+    return PydanticCustomError("slimlab", message)
+
+
+class DataConfig(Section):
+    name: str = "mnist1d"
+    num_samples: int | None = Field(default=None, gt=0, description="default: the dataset's own size")
+    test_fraction: float | None = Field(default=None, gt=0, lt=1, description="default: the dataset's split")
+    val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="held out of train for validation")
+    split_seed: int = Field(default=0, ge=0, description="fixes the test split; the trial seed fixes val")
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise _custom(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
+        return name
+
+
+class ModelConfig(BaseModel):
+    """`name` plus the model's own hyperparameters, which are checked against that model's parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    name: str = "cnn1d"
+
+    @model_validator(mode="after")
+    def _check_params(self) -> ModelConfig:
+        if self.name not in MODELS:
+            raise _custom(f"unknown model {self.name!r}; known: {', '.join(MODELS.names())}")
+        try:
+            MODELS.get(self.name).params(**self.params)
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(MODELS.get(self.name).params.model_fields)
+                raise _custom(f"`{key}` is not a parameter of model {self.name!r}; known: {known}") from None
+            raise _custom(f"`{key}`: {err['msg']}; got {err.get('input')!r}") from None
+        return self
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class VariantConfig(Section):
+    name: str = Field(min_length=1)
+    treatments: list[TreatmentConfig] = Field(default_factory=list)
+
+    @field_validator("treatments", mode="before")
+    @classmethod
+    def _parse(cls, specs: Any) -> list[TreatmentConfig]:
+        if not isinstance(specs, list):
+            raise _custom('must be a list of treatment tables, e.g. [{kind = "dynamic_int8"}]')
+        try:
+            return [parse_treatment(s, where=f"treatments[{i}]") for i, s in enumerate(specs)]
+        except SlimlabError as e:
+            raise _custom(str(e)) from None
+
+
+class EvaluateConfig(Section):
+    seeds: int | list[int] = Field(default=5, description="a count (0..n-1) or an explicit list")
+    baseline: str = Field(default="dense", description="the variant every other is compared with")
+    margin: float = Field(default=0.01, ge=0, lt=1, description="non-inferiority margin, in accuracy")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, int) and seeds < 1:
+            raise _custom(f"must be at least 1; got {seeds}")
+        if isinstance(seeds, list) and (not seeds or len(set(seeds)) != len(seeds)):
+            raise _custom(f"must be a non-empty list of distinct seeds; got {seeds}")
+        return seeds
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+class ExperimentConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    description: str = ""
+    data: list[DataConfig] = Field(default_factory=lambda: [DataConfig()], min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    variants: list[VariantConfig] = Field(min_length=1)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    bench: BenchConfig = Field(default_factory=BenchConfig)
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _one_or_many(cls, data: Any) -> Any:
+        return [data] if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentConfig:
+        names = [v.name for v in self.variants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise _custom(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        if self.evaluate.baseline not in names:
+            raise _custom(
+                f"`evaluate.baseline` is {self.evaluate.baseline!r}, which is not a variant; "
+                f"variants: {', '.join(names)}"
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, every default filled in, treatments in their tagged form."""
+        out = self.model_dump(mode="json", exclude={"variants", "model"})
+        out["model"] = {"name": self.model.name, **self.model.params}
+        out["variants"] = [
+            {"name": v.name, "treatments": [t.to_dict() for t in v.treatments]} for v in self.variants
+        ]
+        return out
+
+    def quick(self) -> ExperimentConfig:
+        """The same experiment scaled down to a smoke test: 2 seeds, 3 epochs, 1000 samples, short benches."""
+        seeds = self.evaluate.seed_list[:QUICK_SEEDS]
+        return self.model_copy(
+            update={
+                "data": [
+                    d.model_copy(update={"num_samples": min(d.num_samples or QUICK_SAMPLES, QUICK_SAMPLES)})
+                    for d in self.data
+                ],
+                "train": self.train.model_copy(update={"epochs": min(self.train.epochs, QUICK_EPOCHS)}),
+                "variants": [
+                    v.model_copy(update={"treatments": [t.quick() for t in v.treatments]})
+                    for v in self.variants
+                ],
+                "evaluate": self.evaluate.model_copy(update={"seeds": seeds}),
+                "bench": self.bench.quick(),
+            }
+        )
+
+
+# --- loading and error messages ---------------------------------------------------------------------------
+
+
+def _loc(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _model_at(parts: tuple) -> type[BaseModel] | None:
+    """The pydantic model class that the field path `parts` points into, for listing its known keys."""
+    model: Any = ExperimentConfig
+    for p in parts:
+        if isinstance(p, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or p not in model.model_fields:
+            return None
+        model = model.model_fields[p].annotation
+        while typing.get_origin(model) is not None:  # unwrap list[X], X | list[X], Optional[X]
+            args = [a for a in typing.get_args(model) if isinstance(a, type) and issubclass(a, BaseModel)]
+            inner = [a for a in typing.get_args(model) if typing.get_origin(a) is list]
+            model = args[0] if args else (inner[0] if inner else None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def describe_validation_error(error: ValidationError, source: str = "config") -> str:
+    """One line naming the first bad field and what was expected, e.g.
+    "quickstart.toml: `train.lr`: Input should be greater than 0; got -1"."""
+    errors = error.errors()
+    err = errors[0]
+    loc = tuple(p for p in err["loc"] if p not in ("function-after[_one_or_many(), list[DataConfig]]",))
+    where = _loc(loc)
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        known = f"; known keys: {', '.join(parent.model_fields)}" if parent else ""
+        return f"{source}: unknown key `{where}`{known}{more}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key `{where}`{more}"
+    if err["type"] == "slimlab":
+        return f"{source}: `{where or 'experiment'}`: {err['msg']}{more}"
+    return f"{source}: `{where}`: {err['msg']}; got {err.get('input')!r}{more}"
+
+
+def parse_experiment(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(describe_validation_error(e, source)) from None
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{path}: experiment file not found (expected a TOML file)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DataFileError(f"{path}: not a text file (expected TOML)") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    return parse_experiment(raw, source=path.name)

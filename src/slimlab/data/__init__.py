@@ -1,0 +1,6 @@
+"""Datasets, splits and caching."""
+
+from slimlab.data.dataset import Dataset, Split
+from slimlab.data.registry import DATASETS, load_dataset
+
+__all__ = ["DATASETS", "Dataset", "Split", "load_dataset"]

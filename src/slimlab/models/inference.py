@@ -1,0 +1,31 @@
+"""Batched inference helpers shared by the trainer, the evaluators and the benchmarks."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")  # quantized and parameter-free models run on the CPU
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Logits for every row of `x`, in eval mode, in batches; the model's train/eval mode is restored."""
+    was_training = model.training
+    model.eval()
+    device = model_device(model)
+    try:
+        out = [
+            model(torch.as_tensor(x[i : i + batch_size], device=device)).float().cpu().numpy()
+            for i in range(0, len(x), batch_size)
+        ]
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,137 @@
+"""The trainer: seeded, device-aware, early stopping on the validation split (never on test)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from slimlab.data import Dataset
+from slimlab.errors import TrainingDivergedError
+from slimlab.models.inference import predict_logits
+from slimlab.train.seeding import seed_everything
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(default=60, gt=0, description="most epochs to train")
+    batch_size: int = Field(default=100, gt=0)
+    lr: float = Field(default=1e-2, gt=0, description="learning rate")
+    weight_decay: float = Field(default=0.0, ge=0)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    patience: int | None = Field(
+        default=10,
+        ge=1,
+        description="stop after this many epochs without a better validation accuracy; "
+        "null trains every epoch (the best epoch is still restored)",
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+@dataclass
+class TrainResult:
+    epochs_run: int
+    best_epoch: int
+    best_val_accuracy: float
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+EpochCallback = Callable[[int, int, dict], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device is 'cuda' but torch sees no CUDA device")
+    return torch.device(name)
+
+
+class Trainer:
+    """Trains a model on `data.train`, checks `data.val` after each epoch, and restores the best epoch.
+
+    Treatments that need training (fine-tuning after pruning, lottery tickets) receive this object from
+    their caller, so that every stage of a trial trains with one configuration.
+    """
+
+    def __init__(self, config: TrainConfig | None = None, on_epoch: EpochCallback | None = None):
+        self.config = config or TrainConfig()
+        self.on_epoch = on_epoch
+
+    def _optimizer(self, model: nn.Module, lr: float) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        c = self.config
+        if c.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=lr, weight_decay=c.weight_decay)
+        if c.optimizer == "adam":
+            return torch.optim.Adam(params, lr=lr, weight_decay=c.weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=c.weight_decay)
+
+    def fit(
+        self,
+        model: nn.Module,
+        data: Dataset,
+        seed: int,
+        *,
+        epochs: int | None = None,
+        lr: float | None = None,
+    ) -> TrainResult:
+        c = self.config
+        epochs = epochs or c.epochs
+        generator = seed_everything(seed)
+        device = resolve_device(c.device)
+        home = next(model.parameters()).device
+        model.to(device)
+        optimizer = self._optimizer(model, lr or c.lr)
+        loss_fn = nn.CrossEntropyLoss()
+        x = torch.as_tensor(data.train.x, device=device)
+        y = torch.as_tensor(data.train.y, device=device)
+
+        best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+        history: list[dict] = []
+        start = time.perf_counter()
+        epoch = 0
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = torch.randperm(len(y), generator=generator).to(device)
+            total, count = 0.0, 0
+            for i in range(0, len(order), c.batch_size):
+                batch = order[i : i + c.batch_size]
+                loss = loss_fn(model(x[batch]), y[batch])
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(f"training loss became {loss.item()} at epoch {epoch}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(batch)
+                count += len(batch)
+            val_acc = accuracy_of(model, data.val.x, data.val.y)
+            record = {"epoch": epoch, "train_loss": total / count, "val_accuracy": val_acc}
+            history.append(record)
+            if self.on_epoch:
+                self.on_epoch(epoch, epochs, record)
+            if val_acc > best_acc:
+                best_acc, best_epoch = val_acc, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            elif c.patience is not None and epoch - best_epoch >= c.patience:
+                break
+        model.load_state_dict(best_state)
+        model.to(home)
+        model.eval()
+        return TrainResult(epoch, best_epoch, best_acc, time.perf_counter() - start, history)
+
+
+def accuracy_of(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    if len(y) == 0:
+        return math.nan
+    return float((predict_logits(model, x).argmax(1) == y).mean())

@@ -1,0 +1,52 @@
+import os
+
+import pytest
+
+# Tests force the CPU and write only to temporary roots.
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache(tmp_path_factory):
+    os.environ["SLIMLAB_CACHE"] = str(tmp_path_factory.mktemp("slimlab-cache"))
+    import torch
+
+    torch.set_num_threads(1)  # deterministic and not oversubscribed on 2-core CI
+    yield
+
+
+TINY_TOML = """
+name = "tiny"
+description = "a tiny experiment for tests"
+[data]
+name = "mnist1d"
+num_samples = 600
+[model]
+name = "cnn1d"
+channels = 8
+[train]
+epochs = 2
+batch_size = 50
+[[variants]]
+name = "dense"
+[[variants]]
+name = "prune50"
+treatments = [{kind = "magnitude_prune", sparsity = 0.5, finetune_epochs = 1}]
+[[variants]]
+name = "int8"
+treatments = [{kind = "dynamic_int8"}]
+[evaluate]
+seeds = 2
+[bench]
+throughput_batch_size = 32
+min_time_s = 0.01
+min_iters = 5
+warmup_iters = 1
+"""
+
+
+@pytest.fixture
+def tiny_toml(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path

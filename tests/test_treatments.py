@@ -1,0 +1,127 @@
+"""A conformance suite over every registered treatment, then the specifics of each."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from slimlab.config import DataConfig
+from slimlab.data import load_dataset
+from slimlab.errors import ConfigError, SlimlabError, UnknownNameError
+from slimlab.evaluate import count_parameters
+from slimlab.models import build_model
+from slimlab.train import TrainConfig, Trainer
+from slimlab.treatments import (
+    DynamicInt8,
+    MagnitudePrune,
+    TreatmentConfig,
+    TreatmentContext,
+    apply,
+    known_treatments,
+    parse_treatment,
+    treatment_types,
+)
+
+# One representative config per registered treatment; a new treatment must be added here.
+EXAMPLES: dict[str, TreatmentConfig] = {
+    "magnitude_prune": MagnitudePrune(sparsity=0.7),
+    "dynamic_int8": DynamicInt8(),
+}
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model("cnn1d", {"channels": 8}, (40,), 10).eval()
+
+
+def test_every_treatment_has_an_example():
+    assert sorted(EXAMPLES) == known_treatments()
+    assert {type(c) for c in EXAMPLES.values()} == set(treatment_types())
+
+
+@pytest.mark.parametrize("kind", sorted(EXAMPLES))
+def test_conformance(kind):
+    config = EXAMPLES[kind]
+    model = _model()
+    before = copy.deepcopy(model.state_dict())
+    x = torch.randn(16, 40, generator=torch.Generator().manual_seed(0))
+    treated = apply(model, config)
+    # the output shape is preserved, and the input model is untouched
+    assert treated(x).shape == model(x).shape
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+    # the config round-trips through its tagged dict form
+    assert parse_treatment(config.to_dict()) == config
+    assert config.to_dict()["kind"] == kind
+    # deterministic
+    again = apply(model, config)
+    assert torch.equal(treated(x), again(x))
+    # frozen
+    with pytest.raises(Exception, match="frozen"):
+        config.kind_alias = 1  # type: ignore[attr-defined]
+
+
+def test_global_magnitude_prune_hits_the_sparsity_exactly():
+    model = _model()
+    pruned = apply(model, MagnitudePrune(sparsity=0.9))
+    weights = [m.weight for m in pruned.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d))]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    assert zeros == round(0.9 * total)
+    assert not any(name.endswith("_orig") for name, _ in pruned.named_parameters())  # made permanent
+    # The global criterion keeps the largest magnitudes across layers.
+    flat = torch.cat(
+        [
+            w.detach().abs().flatten()
+            for w in (m.weight for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d)))
+        ]
+    )
+    threshold = flat.kthvalue(round(0.9 * total)).values
+    kept = torch.cat([w.detach().abs().flatten() for w in weights])
+    assert kept[kept > 0].min() >= threshold
+
+
+def test_layer_scope_prunes_each_layer():
+    pruned = apply(_model(), MagnitudePrune(sparsity=0.5, scope="layer"))
+    for m in pruned.modules():
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d)):
+            assert int((m.weight == 0).sum()) == round(0.5 * m.weight.numel())
+
+
+def test_finetune_keeps_pruned_weights_at_zero_and_needs_a_trainer():
+    data = load_dataset(DataConfig(name="mnist1d", num_samples=400), 0)
+    model = _model()
+    context = TreatmentContext(seed=0, trainer=Trainer(TrainConfig(epochs=1, device="cpu")), data=data)
+    config = MagnitudePrune(sparsity=0.8, finetune_epochs=2)
+    pruned = apply(model, config, context)
+    _, nonzero = count_parameters(pruned)
+    params, _ = count_parameters(model)
+    biases = sum(m.bias.numel() for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d)))
+    assert nonzero <= round(0.2 * (params - biases)) + biases
+    with pytest.raises(SlimlabError, match="needs training"):
+        apply(model, config)
+
+
+def test_dynamic_int8_is_close_to_fp32_and_chains_after_pruning():
+    model = _model()
+    x = torch.randn(32, 40, generator=torch.Generator().manual_seed(1))
+    quantized = apply(model, DynamicInt8())
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in quantized.modules())
+    np.testing.assert_allclose(quantized(x).detach(), model(x).detach(), atol=0.05)
+    chained = apply(model, [MagnitudePrune(sparsity=0.9), DynamicInt8()])
+    params, nonzero = count_parameters(chained)
+    assert nonzero / params < 0.2
+
+
+def test_unknown_treatment_lists_the_known():
+    with pytest.raises(UnknownNameError, match="known: dynamic_int8, magnitude_prune"):
+        parse_treatment({"kind": "svd"})
+    with pytest.raises(ConfigError, match="must be a table with a `kind`"):
+        parse_treatment("prune")
+
+    class NotRegistered(TreatmentConfig):
+        kind = "unregistered"
+
+    with pytest.raises(UnknownNameError, match="unknown treatment config 'NotRegistered'"):
+        apply(_model(), NotRegistered())
