@@ -145,7 +145,7 @@ def test_trial_ids_are_pinned(tiny_toml):
     # A trial's identity must not change by accident: update these only with a deliberate reason.
     config = load_experiment(tiny_toml)
     specs = expand(config)
-    assert [s.id for s in specs[:3]] == ["e5f7480f824d60a1", "0602056054647b5b", "866e813501e0fec3"]
+    assert [s.id for s in specs[:3]] == ["2dcc6156bf28c349", "0d9f24e30c0a0597", "045e74f2276cc149"]
     renamed = config.model_copy(update={"name": "other"})
     assert trial_id(renamed, specs[0].dataset, 0, specs[0].variant) == specs[0].id
 

@@ -20,14 +20,15 @@ class TrialSpec:
 
 def trial_id(config: ExperimentConfig, dataset: DataConfig, seed: int, variant: VariantConfig) -> str:
     """A hash of everything that determines the trial's result: its data, model, training, treatment
-    chain, bench settings, seed and the slimlab version. Renaming the experiment or reordering variants
-    does not change it; changing anything it depends on does."""
+    chain, bench settings, seed, the variant's name and the slimlab version. Renaming the experiment or
+    reordering variants does not change it; changing anything it depends on does."""
     resolved = config.to_dict()
     identity = {
         "data": dataset.model_dump(mode="json"),
         "model": resolved["model"],
         "train": resolved["train"],
         "bench": resolved["bench"],
+        "variant": variant.name,
         "treatments": [t.to_dict() for t in variant.treatments],
         "seed": seed,
         "slimlab": slimlab.__version__,
