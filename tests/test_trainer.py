@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
+import torch
 
 from slimlab.config import DataConfig
 from slimlab.data import Dataset, Split, load_dataset
-from slimlab.errors import TrainingDivergedError
+from slimlab.errors import SlimlabError, TrainingDivergedError
 from slimlab.models import build_model
 from slimlab.models.inference import predict_logits
 from slimlab.train import TrainConfig, Trainer, seed_everything
@@ -55,3 +56,24 @@ def test_nan_loss_raises():
     model = build_model("mlp", {"hidden": [4]}, (10,), 2)
     with pytest.raises(TrainingDivergedError, match="training loss became nan at epoch 1"):
         Trainer(TrainConfig(epochs=2, device="cpu")).fit(model, data, 0)
+
+
+def test_cuda_device_without_cuda_is_a_user_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SlimlabError, match=r"`train\.device` is 'cuda' but torch sees no CUDA device"):
+        _fit_on_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_trains_on_cuda_and_returns_the_model_where_it_was():
+    model, result = _fit_on_device("cuda")
+    assert next(model.parameters()).device.type == "cpu"
+    assert result.best_val_accuracy > 0.1
+
+
+def _fit_on_device(device: str):
+    data = load_dataset(DataConfig(name="mnist1d", num_samples=300), 0)
+    model = build_model("mlp", {"hidden": [16]}, data.input_shape, data.num_classes)
+    result = Trainer(TrainConfig(epochs=1, device=device)).fit(model, data, 0)
+    return model, result

@@ -96,6 +96,8 @@ def _run(config_path: Path, out: Path | None, quick: bool) -> None:
     (out / RUN_FILE).write_text(json.dumps({"config": resolved, "environment": env}, indent=1))
     try:
         trials = run_experiment(config, out, RichProgress(console))
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
     except KeyboardInterrupt:
         raise _fail(f"interrupted; finished trials are kept in {out / 'trials.jsonl'}", 130) from None
     results = build_results(resolved, trials, env)

@@ -23,6 +23,7 @@ from slimlab.experiment.progress import RunProgress
 from slimlab.models import build_model
 from slimlab.models.inference import predict_logits
 from slimlab.train import Trainer, TrainResult, seed_everything
+from slimlab.train.trainer import resolve_device
 from slimlab.treatments import TreatmentContext, apply
 
 TRIALS_FILE = "trials.jsonl"
@@ -94,6 +95,7 @@ def run_experiment(
 ) -> list[dict]:
     """Run every trial and return their records (also appended to OUT/trials.jsonl as they finish)."""
     progress = progress or RunProgress()
+    resolve_device(config.train.device)  # a device this machine lacks is a user error, before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = (out / TRIALS_FILE).open("w", encoding="utf-8")

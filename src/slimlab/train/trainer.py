@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from slimlab.data import Dataset
-from slimlab.errors import TrainingDivergedError
+from slimlab.errors import SlimlabError, TrainingDivergedError
 from slimlab.models.inference import predict_logits
 from slimlab.train.seeding import seed_everything
 
@@ -53,7 +53,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device is 'cuda' but torch sees no CUDA device")
+        raise SlimlabError("`train.device` is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
     return torch.device(name)
 
 
