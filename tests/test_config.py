@@ -119,4 +119,4 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, content, match):
 def test_cli_report_on_a_missing_run_dir(tmp_path):
     result = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2
-    assert "run.json: not found" in result.stderr.replace("\n", "")
+    assert "slimlab.db: not found" in result.stderr.replace("\n", "")

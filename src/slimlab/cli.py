@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from importlib import resources
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slimlab.errors import DataFileError, SlimlabError
+from slimlab.errors import SlimlabError
 
 app = typer.Typer(
     add_completion=False,
@@ -23,7 +22,6 @@ app = typer.Typer(
 # Off a terminal (CI logs, pipes) rich assumes 80 columns, which folds the results table; use a wide one.
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
-RUN_FILE = "run.json"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -76,35 +74,25 @@ def print_summary(results: dict) -> None:
     console.print("* on the accuracy/latency Pareto front", style="dim")
 
 
-def _run(config_path: Path, out: Path | None, quick: bool) -> None:
-    from slimlab.bench import environment
+def _run(config_path: Path, out: Path | None, quick: bool, retry_failed: bool = False) -> None:
     from slimlab.config import load_experiment
     from slimlab.experiment import run_experiment
     from slimlab.experiment.progress import RichProgress
-    from slimlab.report import build_results, write_outputs
 
     try:
         config = load_experiment(config_path)
-    except SlimlabError as e:
-        raise _fail(str(e)) from None
-    if quick:
-        config = config.quick()
-    out = out or Path("runs") / config.name
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = config.to_dict()
-    env = environment()
-    (out / RUN_FILE).write_text(json.dumps({"config": resolved, "environment": env}, indent=1))
-    try:
-        trials = run_experiment(config, out, RichProgress(console))
+        if quick:
+            config = config.quick()
+        out = out or Path("runs") / config.name
+        trials = run_experiment(config, out, RichProgress(console), retry_failed=retry_failed)
     except SlimlabError as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:
-        raise _fail(f"interrupted; finished trials are kept in {out / 'trials.jsonl'}", 130) from None
-    results = build_results(resolved, trials, env)
-    results_path, report_path = write_outputs(results, out)
-    print_summary(results)
+        raise _fail(
+            f"interrupted; finished trials are kept in {out}; run the same command to continue", 130
+        ) from None
+    _write_and_summarize(out)
     failed = [t for t in trials if t["status"] != "ok"]
-    console.print(f"results: {results_path}\nreport:  {report_path}")
     if failed:
         for t in failed:
             err_console.print(
@@ -112,23 +100,47 @@ def _run(config_path: Path, out: Path | None, quick: bool) -> None:
                 highlight=False,
                 markup=False,
             )
-        raise _fail(f"{len(failed)} of {len(trials)} trials failed; the rest are in the report", 1)
+        raise _fail(
+            f"{len(failed)} of {len(trials)} trials failed; the rest are in the report "
+            "(rerun with --retry-failed to retry only those)",
+            1,
+        )
+
+
+def _write_and_summarize(run_dir: Path) -> None:
+    from slimlab.experiment import load_run
+    from slimlab.report import build_results, write_outputs
+
+    config, env, trials = load_run(run_dir)
+    if not config:
+        raise _fail(f"{run_dir}: the store holds no experiment yet")
+    results = build_results(config, trials, env)
+    results_path, report_path = write_outputs(results, run_dir)
+    print_summary(results)
+    console.print(f"results: {results_path}\nreport:  {report_path}")
+
+
+QUICK_HELP = "smoke test: 2 seeds, 3 epochs, 1000 samples, short benchmarks"
 
 
 @app.command()
 def run(
     experiment: Annotated[Path, typer.Argument(help="experiment file (TOML)")],
     out: Annotated[Path | None, typer.Option(help="run directory; default runs/NAME")] = None,
-    quick: Annotated[bool, typer.Option(help="smoke test: 2 seeds, 3 epochs, 1000 samples")] = False,
+    quick: Annotated[bool, typer.Option(help=QUICK_HELP)] = False,
+    retry_failed: Annotated[bool, typer.Option(help="rerun the trials that failed before")] = False,
 ) -> None:
-    """Run an experiment grid (variants × seeds × datasets) and write results.json and report.html."""
-    _run(experiment, out, quick)
+    """Run or resume an experiment grid (variants × seeds × datasets); write results.json and report.html.
+
+    Finished trials in the run directory's store are reused, so rerunning after an interruption continues
+    where it stopped."""
+    _run(experiment, out, quick, retry_failed)
 
 
 @app.command()
 def demo(
     out: Annotated[Path | None, typer.Option(help="run directory; default runs/quickstart")] = None,
-    quick: Annotated[bool, typer.Option(help="smoke test: 2 seeds, 3 epochs, 1000 samples")] = False,
+    quick: Annotated[bool, typer.Option(help=QUICK_HELP)] = False,
 ) -> None:
     """Run the bundled quickstart: a 1D CNN on MNIST-1D, dense vs pruned vs int8, 5 seeds."""
     with resources.as_file(resources.files("slimlab") / "examples" / "quickstart.toml") as path:
@@ -137,27 +149,41 @@ def demo(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written by `slimlab run`")]) -> None:
-    """Rebuild results.json and report.html from a run directory's trial records."""
-    from slimlab.experiment import load_trials
-    from slimlab.report import build_results, write_outputs
-
+    """Rebuild results.json and report.html from a run directory's store."""
     try:
-        run_file = run_dir / RUN_FILE
-        if not run_file.is_file():
-            raise DataFileError(f"{run_file}: not found; is {run_dir} a run directory?")
-        try:
-            meta = json.loads(run_file.read_text(encoding="utf-8"))
-            trials = load_trials(run_dir)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise DataFileError(f"{run_dir}: a run file is corrupt ({e})") from None
-        except FileNotFoundError as e:
-            raise DataFileError(f"{e.filename}: not found") from None
+        _write_and_summarize(run_dir)
     except SlimlabError as e:
         raise _fail(str(e)) from None
-    results = build_results(meta["config"], trials, meta["environment"])
-    results_path, report_path = write_outputs(results, run_dir)
-    print_summary(results)
-    console.print(f"results: {results_path}\nreport:  {report_path}")
+
+
+@app.command(name="ls")
+def list_trials(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory written by `slimlab run`")],
+) -> None:
+    """List the trials in a run directory's store with their status."""
+    from slimlab.experiment import Store
+
+    try:
+        with Store.open_existing(run_dir) as store:
+            trials = store.trials(predictions=False)
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    table = Table(title=f"{run_dir}: {len(trials)} trials", title_justify="left")
+    for col in ("id", "dataset", "seed", "variant", "status", "attempts", "accuracy", "error"):
+        table.add_column(col)
+    for t in trials:
+        accuracy = t.get("metrics", {}).get("accuracy")
+        table.add_row(
+            t["id"],
+            t["dataset"],
+            str(t["seed"]),
+            t["variant"],
+            t["status"],
+            str(t["attempts"]),
+            _pct(accuracy) if accuracy is not None else "",
+            t.get("error") or "",
+        )
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -1,11 +1,11 @@
 """Runs an experiment: for each (dataset, seed) the dense parent is trained once, then every variant is
 treated from it, evaluated and benchmarked. A trial that fails is recorded with its error, and the others
-go on. Each finished trial is appended to trials.jsonl at once, so a crash loses nothing already computed.
+go on. Each finished trial is committed to the run's store at once, so a crash loses nothing already
+computed, and running the same command again continues where it stopped: finished trials are not rerun.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from dataclasses import asdict
@@ -14,19 +14,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from slimlab.bench import bench_eager
+from slimlab.bench import bench_eager, environment
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
 from slimlab.evaluate import count_flops, count_parameters, serialized_size
 from slimlab.experiment.grid import TrialSpec, expand
 from slimlab.experiment.progress import RunProgress
+from slimlab.experiment.store import Store
 from slimlab.models import build_model
 from slimlab.models.inference import predict_logits
 from slimlab.train import Trainer, TrainResult, seed_everything
 from slimlab.train.trainer import resolve_device
 from slimlab.treatments import TreatmentContext, apply
-
-TRIALS_FILE = "trials.jsonl"
 
 
 def _failed(spec: TrialSpec, error: BaseException) -> dict:
@@ -91,37 +90,43 @@ def _train_summary(result: TrainResult) -> dict:
 
 
 def run_experiment(
-    config: ExperimentConfig, out_dir: str | Path, progress: RunProgress | None = None
+    config: ExperimentConfig,
+    out_dir: str | Path,
+    progress: RunProgress | None = None,
+    retry_failed: bool = False,
 ) -> list[dict]:
-    """Run every trial and return their records (also appended to OUT/trials.jsonl as they finish)."""
+    """Run every trial of the grid that the store in `out_dir` does not hold yet (and, with
+    `retry_failed`, those that failed), and return the records of the whole grid, in grid order."""
     progress = progress or RunProgress()
     resolve_device(config.train.device)  # a device this machine lacks is a user error, before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / TRIALS_FILE).open("w", encoding="utf-8")
     if config.bench.threads:
         torch.set_num_threads(config.bench.threads)
     specs = expand(config)
-    records: list[dict] = []
+    env = environment()
+    with Store.in_dir(out) as store:
+        store.set_meta("config", config.to_dict())
+        store.set_meta("environment", env)
+        done = store.statuses()
+        todo = [s for s in specs if s.id not in done or (retry_failed and done[s.id] == "failed")]
 
-    def keep(record: dict) -> None:
-        records.append(record)
-        log.write(json.dumps(record) + "\n")
-        log.flush()
-        progress.trial_done(record["status"])
+        def keep(record: dict) -> None:
+            record["environment"] = env
+            store.put_trial(record)
+            progress.trial_done(record["status"])
 
-    trainer = Trainer(config.train, on_epoch=lambda e, n, _: progress.epoch(e, n))
-    progress.start(len(specs))
-    try:
-        groups: dict[tuple[str, int], list[TrialSpec]] = {}
-        for spec in specs:
-            groups.setdefault((spec.dataset.model_dump_json(), spec.seed), []).append(spec)
-        for group in groups.values():
-            _run_group(group, config, trainer, progress, keep)
-    finally:
-        progress.close()
-        log.close()
-    return records
+        trainer = Trainer(config.train, on_epoch=lambda e, n, _: progress.epoch(e, n))
+        progress.start(len(todo))
+        try:
+            groups: dict[tuple[str, int], list[TrialSpec]] = {}
+            for spec in todo:
+                groups.setdefault((spec.dataset.model_dump_json(), spec.seed), []).append(spec)
+            for group in groups.values():
+                _run_group(group, config, trainer, progress, keep)
+        finally:
+            progress.close()
+        return store.trials([s.id for s in specs])
 
 
 def _run_group(
@@ -154,10 +159,14 @@ def _run_group(
             keep(_failed(spec, error))
 
 
-def load_trials(out_dir: str | Path) -> list[dict]:
-    path = Path(out_dir) / TRIALS_FILE
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def load_run(out_dir: str | Path) -> tuple[dict, dict, list[dict]]:
+    """(resolved config, environment, trial records of that config's grid) from a run directory's store."""
+    from slimlab.config import parse_experiment
 
-
-__all__ = ["TRIALS_FILE", "evaluate_trial", "load_trials", "run_experiment"]
+    with Store.open_existing(out_dir) as store:
+        config = store.get_meta("config")
+        env = store.get_meta("environment")
+        if config is None:
+            return {}, env or {}, []
+        specs = expand(parse_experiment(config, source=str(store.path)))
+        return config, env, store.trials([s.id for s in specs])

@@ -1,0 +1,5 @@
+"""`python -m slimlab` is the `slimlab` command."""
+
+from slimlab.cli import app
+
+app()
