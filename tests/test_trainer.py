@@ -77,3 +77,17 @@ def _fit_on_device(device: str):
     model = build_model("mlp", {"hidden": [16]}, data.input_shape, data.num_classes)
     result = Trainer(TrainConfig(epochs=1, device=device)).fit(model, data, 0)
     return model, result
+
+
+def test_max_steps_stops_at_that_step_deterministically():
+    data = load_dataset(DataConfig(name="mnist1d", num_samples=300), 0)
+    states = []
+    for _ in range(2):
+        seed_everything(0)
+        model = build_model("mlp", {"hidden": [8]}, data.input_shape, data.num_classes)
+        result = Trainer(TrainConfig(epochs=5, batch_size=50, device="cpu")).fit(model, data, 0, max_steps=7)
+        states.append(model.state_dict())
+    # 216 training samples in batches of 50 make 5 steps an epoch: step 7 is in epoch 2.
+    assert result.epochs_run == 2
+    for k, v in states[0].items():
+        assert torch.equal(v, states[1][k])

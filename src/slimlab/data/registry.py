@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Protocol
 
 import numpy as np
@@ -30,26 +31,12 @@ def load_dataset(options: DataOptions, seed: int) -> Dataset:
     return DATASETS.get(options.name, where="data.name")(options, seed)
 
 
-def _with_validation(
-    name: str,
-    x: np.ndarray,
-    y: np.ndarray,
-    x_test: np.ndarray,
-    y_test: np.ndarray,
-    val_fraction: float,
-    seed: int,
-    num_classes: int,
-    meta: dict,
+def with_validation(
+    name: str, train: Split, test: Split, val_fraction: float, seed: int, num_classes: int, meta: dict
 ) -> Dataset:
-    train_idx, val_idx = stratified_split(y, val_fraction, seed)
-    return Dataset(
-        name=name,
-        train=Split(x[train_idx], y[train_idx]),
-        val=Split(x[val_idx], y[val_idx]),
-        test=Split(x_test, y_test),
-        num_classes=num_classes,
-        meta=meta,
-    )
+    """Hold a stratified `val_fraction` of `train` out for validation, chosen by the trial's `seed`."""
+    train_idx, val_idx = stratified_split(train.y, val_fraction, seed)
+    return Dataset(name, train.subset(train_idx), train.subset(val_idx), test, num_classes, meta)
 
 
 @DATASETS.register("mnist1d")
@@ -60,7 +47,9 @@ def _mnist1d(options: DataOptions, seed: int) -> Dataset:
     # standardisation (one scalar mean and std over all samples) is part of the published data.
     x, y, x_test, y_test = load_mnist1d(num_samples, train_split, seed=42 + options.split_seed)
     meta = {"source": "mnist1d.make_dataset", "num_samples": num_samples, "train_split": train_split}
-    return _with_validation("mnist1d", x, y, x_test, y_test, options.val_fraction, seed, 10, meta)
+    return with_validation(
+        "mnist1d", Split(x, y), Split(x_test, y_test), options.val_fraction, seed, 10, meta
+    )
 
 
 @DATASETS.register("digits")
@@ -74,12 +63,10 @@ def _digits(options: DataOptions, seed: int) -> Dataset:
         _, keep = stratified_split(y_all, options.num_samples / len(y_all), options.split_seed)
         x_all, y_all = x_all[keep], y_all[keep]
     rest, test = stratified_split(y_all, options.test_fraction or 0.2, options.split_seed)
-    data = _with_validation(
+    data = with_validation(
         "digits",
-        x_all[rest],
-        y_all[rest],
-        x_all[test],
-        y_all[test],
+        Split(x_all[rest], y_all[rest]),
+        Split(x_all[test], y_all[test]),
         options.val_fraction,
         seed,
         10,
@@ -90,7 +77,7 @@ def _digits(options: DataOptions, seed: int) -> Dataset:
     std = data.train.x.std(axis=0) + 1e-6
 
     def scale(s: Split) -> Split:
-        return Split(((s.x - mean) / std).astype(np.float32), s.y)
+        return dataclasses.replace(s, x=((s.x - mean) / std).astype(np.float32))
 
     return Dataset(
         data.name,

@@ -6,6 +6,7 @@ computed, and running the same command again continues where it stopped: finishe
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 from dataclasses import asdict
@@ -139,14 +140,15 @@ def _run_group(
         data = load_dataset(first.dataset, first.seed)
         seed_everything(first.seed)
         dense = build_model(config.model.name, config.model.params, data.input_shape, data.num_classes)
+        initial_state = copy.deepcopy(dense.state_dict())
         trained = trainer.fit(dense, data, first.seed)
     except Exception as error:  # the parent failed, so every variant of this seed fails with it
         for spec in group:
             keep(_failed(spec, error))
         return
-    context = TreatmentContext(seed=first.seed, trainer=trainer, data=data)
     for spec in group:
         progress.stage(f"{spec.dataset.name} seed {spec.seed}: {spec.variant.name}")
+        context = TreatmentContext(seed=first.seed, trainer=trainer, data=data, initial_state=initial_state)
         try:
             start = time.perf_counter()
             model = apply(dense, spec.variant.treatments, context)
@@ -154,6 +156,7 @@ def _run_group(
             extra = {"train_seconds": round(trained.seconds, 3), "treat_seconds": round(treat_seconds, 3)}
             record = evaluate_trial(spec, model, data, config, extra)
             record["train"] = _train_summary(trained)
+            record["artifacts"] = context.artifacts
             keep(record)
         except Exception as error:
             keep(_failed(spec, error))

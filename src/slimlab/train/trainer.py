@@ -85,7 +85,11 @@ class Trainer:
         *,
         epochs: int | None = None,
         lr: float | None = None,
+        max_steps: int | None = None,
     ) -> TrainResult:
+        """Train in place and restore the best validation epoch. `max_steps` stops after that many
+        optimizer steps (e.g. to reach a lottery-ticket rewind point); the weights are then those at the
+        last step, not the best epoch's."""
         c = self.config
         epochs = epochs or c.epochs
         generator = seed_everything(seed)
@@ -100,7 +104,7 @@ class Trainer:
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
         history: list[dict] = []
         start = time.perf_counter()
-        epoch = 0
+        epoch = steps = 0
         for epoch in range(1, epochs + 1):
             model.train()
             order = torch.randperm(len(y), generator=generator).to(device)
@@ -115,6 +119,13 @@ class Trainer:
                 optimizer.step()
                 total += loss.item() * len(batch)
                 count += len(batch)
+                steps += 1
+                if max_steps is not None and steps >= max_steps:
+                    break
+            if max_steps is not None and steps >= max_steps:
+                model.to(home)
+                model.eval()
+                return TrainResult(epoch, epoch, math.nan, time.perf_counter() - start, history)
             val_acc = accuracy_of(model, data.val.x, data.val.y)
             record = {"epoch": epoch, "train_loss": total / count, "val_accuracy": val_acc}
             history.append(record)

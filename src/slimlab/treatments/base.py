@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,11 +36,16 @@ class TreatmentConfig(BaseModel):
 
 @dataclass
 class TreatmentContext:
-    """What a treatment may use besides the model: the caller's trainer and data, and the trial's seed."""
+    """What a treatment may use besides the model: the caller's trainer and data, the trial's seed, and
+    the dense parent's state at initialisation (for lottery-ticket rewinding). A treatment may put
+    JSON-able records of what it did into `artifacts` (e.g. per-round accuracies); the runner stores them
+    with the trial."""
 
     seed: int = 0
     trainer: Trainer | None = None
     data: Dataset | None = None
+    initial_state: dict[str, Any] | None = None
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     def require_training(self, kind: str) -> tuple[Trainer, Dataset]:
         if self.trainer is None or self.data is None:
