@@ -74,17 +74,29 @@ def print_summary(results: dict) -> None:
     console.print("* on the accuracy/latency Pareto front", style="dim")
 
 
-def _run(config_path: Path, out: Path | None, quick: bool, retry_failed: bool = False) -> None:
+def _run(
+    config_path: Path,
+    out: Path | None,
+    quick: bool,
+    retry_failed: bool = False,
+    executor: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+) -> None:
     from slimlab.config import load_experiment
     from slimlab.experiment import run_experiment
+    from slimlab.experiment.executors import make_executor
     from slimlab.experiment.progress import RichProgress
 
     try:
+        runner = make_executor(executor, workers, address)
         config = load_experiment(config_path)
         if quick:
             config = config.quick()
         out = out or Path("runs") / config.name
-        trials = run_experiment(config, out, RichProgress(console), retry_failed=retry_failed)
+        trials = run_experiment(
+            config, out, RichProgress(console), retry_failed=retry_failed, executor=runner
+        )
     except SlimlabError as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:
@@ -129,12 +141,17 @@ def run(
     out: Annotated[Path | None, typer.Option(help="run directory; default runs/NAME")] = None,
     quick: Annotated[bool, typer.Option(help=QUICK_HELP)] = False,
     retry_failed: Annotated[bool, typer.Option(help="rerun the trials that failed before")] = False,
+    executor: Annotated[str, typer.Option(help="local | ray")] = "local",
+    workers: Annotated[int, typer.Option(help="parallel workers (processes, or Ray tasks at once)")] = 1,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address, e.g. auto or ray://host:10001")
+    ] = None,
 ) -> None:
     """Run or resume an experiment grid (variants × seeds × datasets); write results.json and report.html.
 
     Finished trials in the run directory's store are reused, so rerunning after an interruption continues
     where it stopped."""
-    _run(experiment, out, quick, retry_failed)
+    _run(experiment, out, quick, retry_failed, executor, workers, address)
 
 
 @app.command()

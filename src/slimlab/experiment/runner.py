@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from slimlab.bench import bench_eager, environment
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
 from slimlab.evaluate import count_flops, count_parameters, serialized_size
+from slimlab.experiment.executors import Executor, InProcessExecutor
 from slimlab.experiment.grid import TrialSpec, expand
 from slimlab.experiment.progress import RunProgress
 from slimlab.experiment.store import Store
@@ -29,7 +31,7 @@ from slimlab.train.trainer import resolve_device
 from slimlab.treatments import TreatmentContext, apply
 
 
-def _failed(spec: TrialSpec, error: BaseException) -> dict:
+def failed_record(spec: TrialSpec, error: BaseException) -> dict:
     return {
         **_identity(spec),
         "status": "failed",
@@ -95,10 +97,15 @@ def run_experiment(
     out_dir: str | Path,
     progress: RunProgress | None = None,
     retry_failed: bool = False,
+    executor: Executor | None = None,
 ) -> list[dict]:
     """Run every trial of the grid that the store in `out_dir` does not hold yet (and, with
-    `retry_failed`, those that failed), and return the records of the whole grid, in grid order."""
+    `retry_failed`, those that failed), and return the records of the whole grid, in grid order.
+
+    The `executor` (default: in this process) runs the work; whatever runs it, this process alone writes
+    the store, one transaction per trial, as each trial's record arrives."""
     progress = progress or RunProgress()
+    executor = executor or InProcessExecutor()
     resolve_device(config.train.device)  # a device this machine lacks is a user error, before any work
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,21 +124,23 @@ def run_experiment(
             store.put_trial(record)
             progress.trial_done(record["status"])
 
-        trainer = Trainer(config.train, on_epoch=lambda e, n, _: progress.epoch(e, n))
+        groups: dict[tuple[str, int], list[TrialSpec]] = {}
+        for spec in todo:
+            groups.setdefault((spec.dataset.model_dump_json(), spec.seed), []).append(spec)
         progress.start(len(todo))
         try:
-            groups: dict[tuple[str, int], list[TrialSpec]] = {}
-            for spec in todo:
-                groups.setdefault((spec.dataset.model_dump_json(), spec.seed), []).append(spec)
-            for group in groups.values():
-                _run_group(group, config, trainer, progress, keep)
+            executor.run(config, list(groups.values()), progress, keep)
         finally:
             progress.close()
         return store.trials([s.id for s in specs])
 
 
-def _run_group(
-    group: list[TrialSpec], config: ExperimentConfig, trainer: Trainer, progress: RunProgress, keep
+def run_group(
+    group: list[TrialSpec],
+    config: ExperimentConfig,
+    trainer: Trainer,
+    progress: RunProgress,
+    keep: Callable[[dict], None],
 ) -> None:
     """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it."""
     first = group[0]
@@ -144,7 +153,7 @@ def _run_group(
         trained = trainer.fit(dense, data, first.seed)
     except Exception as error:  # the parent failed, so every variant of this seed fails with it
         for spec in group:
-            keep(_failed(spec, error))
+            keep(failed_record(spec, error))
         return
     for spec in group:
         progress.stage(f"{spec.dataset.name} seed {spec.seed}: {spec.variant.name}")
@@ -159,7 +168,7 @@ def _run_group(
             record["artifacts"] = context.artifacts
             keep(record)
         except Exception as error:
-            keep(_failed(spec, error))
+            keep(failed_record(spec, error))
 
 
 def load_run(out_dir: str | Path) -> tuple[dict, dict, list[dict]]:

@@ -1,0 +1,237 @@
+"""Executors run the groups of an experiment's trials: in this process, in local worker processes, or as
+Ray tasks. A group is the trials of one (dataset, seed), which share one trained dense parent.
+
+Workers never touch the store. They send each finished trial's record back, and the driver commits it;
+so the store has one writer whatever the executor, and its guarantees (whole trials only, resume) hold.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue as queue_module
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+
+from slimlab.errors import SlimlabError
+from slimlab.experiment.progress import RunProgress
+
+if TYPE_CHECKING:
+    from slimlab.config import ExperimentConfig
+    from slimlab.experiment.grid import TrialSpec
+
+Keep = Callable[[dict], None]
+
+
+class Executor(Protocol):
+    name: str
+    workers: int
+
+    def run(
+        self, config: ExperimentConfig, groups: list[list[TrialSpec]], progress: RunProgress, keep: Keep
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """A group in a form that pickles cheaply and means the same on any machine: the resolved config
+    and the trial ids to run. The worker re-expands the grid and picks those ids."""
+
+    config: dict
+    trial_ids: tuple[str, ...]
+    workers: int
+
+
+def _task(config: ExperimentConfig, group: list[TrialSpec], workers: int) -> GroupTask:
+    return GroupTask(config.to_dict(), tuple(s.id for s in group), workers)
+
+
+def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = None) -> None:
+    """Run one group (in whatever process this is) and emit each trial's record as it finishes."""
+    from slimlab.config import parse_experiment
+    from slimlab.experiment.grid import expand
+    from slimlab.experiment.runner import run_group
+    from slimlab.train import Trainer
+
+    progress = progress or RunProgress()
+    config = parse_experiment(task.config)
+    wanted = set(task.trial_ids)
+    group = [s for s in expand(config) if s.id in wanted]
+    if len(group) != len(wanted):
+        raise SlimlabError(
+            "a worker expanded a different grid; are driver and workers on one slimlab version?"
+        )
+    trainer = Trainer(config.train, on_epoch=lambda e, n, _: progress.epoch(e, n))
+
+    def tagged(record: dict) -> None:
+        # Speed measured while other workers share the machine is marked as such.
+        for bench in record.get("bench", []):
+            bench["concurrent_workers"] = task.workers
+        emit(record)
+
+    run_group(group, config, trainer, progress, tagged)
+
+
+def _fail_missing(group: list[TrialSpec], seen: set[str], error: BaseException, keep: Keep) -> None:
+    from slimlab.experiment.runner import failed_record
+
+    for spec in group:
+        if spec.id not in seen:
+            keep(failed_record(spec, error))
+
+
+class InProcessExecutor:
+    """Runs the groups one after another in this process, with the per-epoch progress bar."""
+
+    name = "local"
+    workers = 1
+
+    def run(self, config, groups, progress, keep) -> None:
+        for group in groups:
+            execute_task(_task(config, group, 1), keep, progress)
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker_task(task: GroupTask, records) -> int:
+    execute_task(task, records.put)
+    return len(task.trial_ids)
+
+
+class WorkerPoolExecutor:
+    """`workers` local processes (spawned, so no torch state is forked), the torch threads divided
+    between them so that the machine is not oversubscribed. A group whose worker dies (killed, out of
+    memory) is retried once in a fresh pool; then its unfinished trials are recorded as failed."""
+
+    name = "local"
+
+    def __init__(self, workers: int, threads: int | None = None, retries: int = 1):
+        self.workers = workers
+        self.threads = threads or max(1, torch.get_num_threads() // workers)
+        self.retries = retries
+
+    def run(self, config, groups, progress, keep) -> None:
+        context = multiprocessing.get_context("spawn")
+        seen: set[str] = set()
+
+        def keep_seen(record: dict) -> None:
+            seen.add(record["id"])
+            keep(record)
+
+        lost = self._run_pool(context, config, groups, progress, keep_seen, seen, self.workers)
+        # A dead worker breaks the whole pool, so the groups lost with it include innocent ones. Retry each
+        # lost group alone, in a pool of its own, so that a group that kills its worker again only fails
+        # itself.
+        for group in lost:
+            for attempt in range(self.retries + 1):
+                if attempt == self.retries:
+                    error = RuntimeError("worker process died (killed or out of memory)")
+                    _fail_missing(group, seen, error, keep)
+                elif not self._run_pool(context, config, [group], progress, keep_seen, seen, 1):
+                    break
+
+    def _run_pool(self, context, config, groups, progress, keep, seen, workers) -> list[list[TrialSpec]]:
+        """Run `groups` in one pool of `workers` processes; return the groups lost with a dead worker."""
+        lost: list[list[TrialSpec]] = []
+        with context.Manager() as manager:
+            records = manager.Queue()
+            with ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+            ) as pool:
+                futures = {
+                    pool.submit(_worker_task, _task(config, g, self.workers), records): g for g in groups
+                }
+                remaining = set(futures)
+                while remaining:
+                    done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _drain(records, keep)
+                    for future in done:
+                        _drain(records, keep)
+                        try:
+                            future.result()
+                        except BrokenProcessPool:
+                            lost.append(futures[future])
+                        except Exception as error:  # the group itself failed outside any trial
+                            _fail_missing(futures[future], seen, error, keep)
+                _drain(records, keep)
+        return [g for g in lost if any(s.id not in seen for s in g)]
+
+
+def _drain(records, keep: Keep) -> None:
+    while True:
+        try:
+            keep(records.get_nowait())
+        except queue_module.Empty:
+            return
+
+
+def _ray_task(task: GroupTask) -> list[dict]:
+    out: list[dict] = []
+    execute_task(task, out.append)
+    return out
+
+
+class RayExecutor:
+    """Each group is a Ray task; its records come back to the driver, which writes the store. Ray
+    retries a task whose worker is lost (`max_retries`). `address=None` starts a local Ray instance;
+    "auto" or "ray://host:10001" joins a cluster on which slimlab is installed."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None, retries: int = 2):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise SlimlabError("--executor ray needs Ray: pip install 'slimlab[ray]'") from None
+        self.address = address
+        self.workers = workers or 0
+        self.retries = retries
+
+    def run(self, config, groups, progress, keep) -> None:
+        import ray
+
+        started_here = not ray.is_initialized()
+        if started_here:
+            options = {"include_dashboard": False, "log_to_driver": False}
+            if self.address:
+                ray.init(address=self.address, **options)
+            else:
+                ray.init(num_cpus=self.workers or None, **options)
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 1))
+            workers = self.workers or cpus
+            threads = max(1, cpus // workers)
+            remote = ray.remote(num_cpus=threads, max_retries=self.retries)(_ray_task)
+            refs = {remote.remote(_task(config, g, workers)): g for g in groups}
+            pending = list(refs)
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                group = refs[ready[0]]
+                try:
+                    records = ray.get(ready[0])
+                except Exception as error:  # retries exhausted, or the task raised
+                    _fail_missing(group, set(), error, keep)
+                    continue
+                for record in records:
+                    keep(record)
+        finally:
+            if started_here:
+                ray.shutdown()
+
+
+def make_executor(name: str, workers: int = 1, address: str | None = None) -> Executor:
+    if workers < 1:
+        raise SlimlabError(f"--workers must be at least 1; got {workers}")
+    if name == "ray":
+        return RayExecutor(address, workers if workers > 1 else None)
+    if name != "local":
+        raise SlimlabError(f"unknown executor {name!r}; known: local, ray")
+    if address:
+        raise SlimlabError("--address is for --executor ray")
+    return InProcessExecutor() if workers == 1 else WorkerPoolExecutor(workers)
