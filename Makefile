@@ -8,28 +8,36 @@ PY := $(VENV)/bin/python
 # small CPU wheel that pip finds on local disk. Override it, e.g. `make demo TORCH_SPEC='torch>=2.4'`.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.slimlab-installed
+DEV_STAMP := $(VENV)/.slimlab-dev-installed
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup setup-dev demo test test-slow lint bench clean
 
 setup: $(STAMP)
 
+# The demo needs slimlab alone; the tests add pytest, ruff, Ray and mlflow-skinny (the .[dev] extras).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
+
+setup-dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(DEV_STAMP)
 
 demo: setup
 	$(VENV)/bin/slimlab demo
 
-test: setup
+test: setup-dev
 	$(VENV)/bin/ruff check src tests
 	$(PY) -m pytest -q -m "not slow"
 
-test-slow: setup
+test-slow: setup-dev
 	$(PY) -m pytest -q -m slow
 
-lint: setup
+lint: setup-dev
 	$(VENV)/bin/ruff check src tests
 	$(VENV)/bin/ruff format --check src tests
 

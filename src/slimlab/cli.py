@@ -130,6 +130,13 @@ def _write_and_summarize(run_dir: Path) -> None:
     results_path, report_path = write_outputs(results, run_dir)
     print_summary(results)
     console.print(f"results: {results_path}\nreport:  {report_path}")
+    if config.get("tracking", {}).get("mlflow"):
+        from slimlab.experiment.tracking import log_to_mlflow
+
+        logged = log_to_mlflow(
+            config["tracking"], config["name"], trials, run_dir, [results_path, report_path]
+        )
+        console.print(f"mlflow:  {logged} new trial runs logged")
 
 
 QUICK_HELP = "smoke test: 2 seeds, 3 epochs, 1000 samples, short benchmarks"

@@ -113,6 +113,14 @@ class EvaluateConfig(Section):
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
 
+class TrackingConfig(Section):
+    mlflow: bool = Field(default=False, description="log params, metrics and the report to MLflow")
+    uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default: a local file store in the run directory"
+    )
+    experiment: str | None = Field(default=None, description="MLflow experiment; default: the name")
+
+
 class ExperimentConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
@@ -122,6 +130,7 @@ class ExperimentConfig(Section):
     variants: list[VariantConfig] = Field(min_length=1)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @field_validator("data", mode="before")
     @classmethod
