@@ -31,14 +31,14 @@ demo: setup
 	$(VENV)/bin/slimlab demo
 
 test: setup-dev
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: setup-dev
 	$(PY) -m pytest -q -m slow
 
 lint: setup-dev
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests
 
 clean:
