@@ -16,6 +16,8 @@ from typing import Literal
 import numpy as np
 from statsmodels.stats.weightstats import ttost_paired
 
+from slimlab.stats.intervals import no_spread
+
 Equivalence = Literal["equivalent", "not equivalent"]
 
 
@@ -36,11 +38,11 @@ def tost_paired(
     Differences with no spread have no t statistic; the verdict is then exact."""
     a, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
     d = a - b
-    dz = float(d.mean() / d.std(ddof=1)) if d.size > 1 and d.std(ddof=1) > 0 else math.nan
+    dz = float(d.mean() / d.std(ddof=1)) if d.size > 1 and not no_spread(d) else math.nan
     if d.size < 2:
         p = math.nan
-    elif np.all(d == d[0]):
-        p = 0.0 if abs(d[0]) < margin else 1.0
+    elif no_spread(d):
+        p = 0.0 if abs(d.mean()) < margin else 1.0
     else:
         p = float(ttost_paired(a, b, -margin, margin)[0])
     return {

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from slimlab.stats.intervals import bootstrap_ci, mean_ci
+from slimlab.stats.intervals import bootstrap_ci, mean_ci, no_spread
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _dz(d: np.ndarray) -> float:
     if d.size < 2:
         return math.nan
     sd = d.std(ddof=1)
-    if sd == 0:
+    if no_spread(d):
         return 0.0 if d.mean() == 0 else math.copysign(math.inf, d.mean())
     return float(d.mean() / sd)
 
@@ -64,12 +64,13 @@ def _dz(d: np.ndarray) -> float:
 def _degenerate(name: str, d: np.ndarray, ci: tuple[float, float], ci_method: str) -> PairedTestResult | None:
     """Fewer than two pairs, or differences with no spread: the statistic is undefined. The difference is
     then known exactly on these pairs, so p is 1 for all-zero differences and 0 otherwise."""
-    if d.size >= 2 and not np.all(d == d[0]):
+    if d.size >= 2 and not no_spread(d):
         return None
     if d.size < 2:
         p, note = math.nan, "fewer than two pairs: no test is possible"
     else:
-        p, note = (1.0 if d[0] == 0 else 0.0), "differences have zero variance, p set exactly"
+        zero = bool(np.all(np.abs(d) <= 1e-12))
+        p, note = (1.0 if zero else 0.0), "differences have zero variance, p set exactly"
     return PairedTestResult(
         test=name,
         n=int(d.size),
@@ -225,12 +226,14 @@ def mcnemar_exact(
     correct_baseline: Sequence[int | bool],
     alpha: float = 0.05,
     seed: int = 0,
+    with_ci: bool = True,
 ) -> PairedTestResult:
     """McNemar's exact test (statsmodels, binomial on the discordant pairs) on per-sample correctness of
     two models on the same test set. It measures the variation over test samples only, not over training
     runs: use it when there is one run per model (Dietterich 1998). The CI for the accuracy difference is
     a seeded BCa bootstrap over the test samples; the effect size is the discordant odds ratio
-    n(variant right, baseline wrong) / n(variant wrong, baseline right)."""
+    n(variant right, baseline wrong) / n(variant wrong, baseline right). `with_ci=False` skips the
+    bootstrap."""
     a = np.asarray(correct_variant).astype(bool)
     b = np.asarray(correct_baseline).astype(bool)
     if a.shape != b.shape or a.ndim != 1:
@@ -238,7 +241,10 @@ def mcnemar_exact(
     only_a = int(np.sum(a & ~b))
     only_b = int(np.sum(~a & b))
     table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
-    delta, ci = bootstrap_ci(a.astype(float), b.astype(float), confidence=1 - alpha, seed=seed)
+    if with_ci:
+        delta, ci = bootstrap_ci(a.astype(float), b.astype(float), confidence=1 - alpha, seed=seed)
+    else:  # simulations that need only the p-value skip the bootstrap, the costly part
+        delta, ci = float(a.mean() - b.mean()), (math.nan, math.nan)
     if only_a + only_b == 0:
         p, stat = 1.0, 0.0  # no discordant pair: the models agree on every sample
     else:
@@ -252,7 +258,7 @@ def mcnemar_exact(
         p_value=p,
         delta=delta,
         ci=ci,
-        ci_method="bootstrap BCa over test samples",
+        ci_method="bootstrap BCa over test samples" if with_ci else "not computed",
         effect_size=float(odds),
         effect_size_name="discordant_odds_ratio",
         detail=f"discordant pairs: variant-only {only_a}, baseline-only {only_b}",
