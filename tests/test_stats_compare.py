@@ -8,7 +8,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from slimlab.errors import ConfigError, DataFileError
-from slimlab.stats import compare_scores, load_scores
+from slimlab.stats import compare_scores, load_scores, rows_from_trials
 
 
 def _table(seeds=8, datasets=6, seed=0):
@@ -73,6 +73,35 @@ def test_per_sample_correctness_selects_mcnemar():
     assert c["test"] == "mcnemar_exact" and c["design"] == "per_sample" and "McNemar" in c["test_reason"]
     assert c["delta"] == pytest.approx(variant.mean() - base.mean())
     assert c["ci_method"].startswith("bootstrap BCa")
+    assert c["accuracies"]["int8"]["accuracy"] == pytest.approx(variant.mean())
+    lo, hi = c["accuracies"]["dense"]["ci"]
+    assert lo < base.mean() < hi
+
+
+def test_rows_from_trials_turn_predictions_into_correctness():
+    trials = [
+        {
+            "variant": "dense",
+            "dataset": "d",
+            "seed": 0,
+            "status": "ok",
+            "metrics": {"accuracy": 0.75},
+            "predictions": [0, 1, 1, 0],
+        },
+        {
+            "variant": "int8",
+            "dataset": "d",
+            "seed": 0,
+            "status": "ok",
+            "metrics": {"accuracy": 0.5},
+            "predictions": [0, 1, 0, 1],
+        },
+        {"variant": "int8", "dataset": "d", "seed": 1, "status": "failed", "metrics": {}},
+    ]
+    rows = rows_from_trials(trials, labels={"d": [0, 1, 1, 1]})
+    assert len(rows) == 2 and rows[0]["correct"] == [1, 1, 1, 0] and rows[1]["correct"] == [1, 1, 0, 1]
+    assert "correct" not in rows_from_trials(trials)[0]
+    assert compare_scores(rows, "dense")["comparisons"][0]["test"] == "mcnemar_exact"
 
 
 def test_folds_select_nadeau_bengio_with_the_kfold_ratio():

@@ -2,7 +2,7 @@
 decisions at a margin, power, rankings over datasets, and `compare_scores`, which does all of it."""
 
 from slimlab.stats.choose import ChosenTest, choose_test, min_pairs, run_test
-from slimlab.stats.compare import compare_scores, load_scores
+from slimlab.stats.compare import compare_scores, load_scores, rows_from_trials
 from slimlab.stats.decisions import equivalence_from_ci, tost_paired
 from slimlab.stats.intervals import bootstrap_ci, mean_ci, wilson_ci
 from slimlab.stats.paired import PairedComparison, holm, paired_comparison, verdict_from_ci
@@ -38,6 +38,7 @@ __all__ = [
     "paired_t",
     "power_info",
     "rank_methods",
+    "rows_from_trials",
     "run_test",
     "seeds_needed",
     "tost_paired",

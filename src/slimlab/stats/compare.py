@@ -26,6 +26,7 @@ from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.evaluate import pitfalls as checks
 from slimlab.stats.choose import Design, choose_test, run_test
 from slimlab.stats.decisions import equivalence_from_ci, tost_paired
+from slimlab.stats.intervals import wilson_ci
 from slimlab.stats.paired import holm, verdict_from_ci
 from slimlab.stats.power import power_info
 from slimlab.stats.ranking import rank_methods
@@ -124,6 +125,29 @@ def load_scores(path: str | Path) -> list[dict]:
     return rows
 
 
+def rows_from_trials(
+    trials: Sequence[dict], metric: str = "accuracy", labels: dict[str, Sequence[int]] | None = None
+) -> list[dict]:
+    """Rows for `compare_scores` from results.json's `trials` (the ones with status "ok"). With `labels`
+    (dataset -> test labels), each trial's per-sample `predictions` become its `correct` column, which
+    lets a one-seed experiment use McNemar's test."""
+    rows = []
+    for t in trials:
+        if t.get("status", "ok") != "ok" or metric not in t.get("metrics", {}):
+            continue
+        row = {
+            "method": t["variant"],
+            "dataset": t["dataset"],
+            "seed": t["seed"],
+            "score": t["metrics"][metric],
+        }
+        truth = (labels or {}).get(t["dataset"])
+        if truth is not None and t.get("predictions") is not None:
+            row["correct"] = (np.asarray(t["predictions"]) == np.asarray(truth)).astype(int).tolist()
+        rows.append(row)
+    return rows
+
+
 # --- one comparison ------------------------------------------------------------------------------------
 
 
@@ -166,7 +190,7 @@ def compare_pair(
     seed: int,
 ) -> dict:
     """One variant against the baseline on one dataset. `variant` and `baseline` map run -> row."""
-    runs = sorted(set(variant) & set(baseline), key=str)
+    runs = sorted(set(variant) & set(baseline), key=lambda r: (isinstance(r, str), r))
     where = f"dataset {dataset!r}, {next(iter(variant.values()))['method']!r} vs baseline"
     has_correct = bool(runs) and all(
         variant[r]["correct"] is not None and baseline[r]["correct"] is not None for r in runs
@@ -232,6 +256,16 @@ def compare_pair(
             f"margin {margin:g}: the design is underpowered; {need} would reach {power_target:.0%} power"
         )
     discordant = int(np.sum(a != b)) if chosen_design == "per_sample" else None
+    accuracies = None
+    if chosen_design == "per_sample":
+        # Each model's own accuracy with its Wilson interval, beside the paired difference.
+        accuracies = {
+            name: {"accuracy": acc, "ci": list(ci)}
+            for name, (acc, ci) in (
+                (next(iter(variant.values()))["method"], wilson_ci(int(a.sum()), a.size, 1 - alpha)),
+                (next(iter(baseline.values()))["method"], wilson_ci(int(b.sum()), b.size, 1 - alpha)),
+            )
+        }
     return {
         "dataset": dataset,
         "variant": next(iter(variant.values()))["method"],
@@ -241,6 +275,7 @@ def compare_pair(
         "runs": runs,
         "n": result.n,
         "discordant": discordant,
+        "accuracies": accuracies,
         "delta": result.delta * sign,
         "ci": list(ci),
         "ci_method": result.ci_method,

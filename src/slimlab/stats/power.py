@@ -6,8 +6,9 @@ and the size that would reach the target power, and flags the design as underpow
 
 The paired t power is statsmodels' TTestPower. The rest are the standard approximations, hand-written
 because neither library has them: McNemar by Connor (1987), Nadeau-Bengio through the noncentral t with
-its corrected variance, and the Wilcoxon and permutation tests through the paired t with the asymptotic
-relative efficiency of the signed-rank test under normality (3/pi).
+its corrected variance, and the Wilcoxon test through the paired t with the asymptotic
+relative efficiency of the signed-rank test under normality (3/pi); the permutation test of the mean is
+as efficient as the t-test.
 """
 
 from __future__ import annotations
@@ -117,14 +118,17 @@ def power_info(
         if test == "nadeau_bengio":
             return nadeau_bengio_power(k, margin, spread, test_train_ratio or 0.0, alpha)
         sd = spread if spread > 0 else 0.0
-        effective = k * WILCOXON_ARE if test in ("wilcoxon", "permutation") else k
+        # The permutation test of the mean is as efficient as the t-test; the signed-rank test is not.
+        effective = k * WILCOXON_ARE if test == "wilcoxon" else k
         return paired_t_power(effective, margin / sd if sd else math.inf, alpha)
 
     method = {
         "mcnemar_exact": "Connor (1987) normal approximation",
         "nadeau_bengio": "noncentral t with the Nadeau-Bengio variance",
         "paired_t": "statsmodels TTestPower",
-    }.get(test, "TTestPower at n x 3/pi (asymptotic relative efficiency)")
+        "permutation": "statsmodels TTestPower (the permutation test of the mean is as efficient)",
+        "wilcoxon": "TTestPower at n x 3/pi (asymptotic relative efficiency)",
+    }.get(test, "statsmodels TTestPower")
     power = power_at(n)
     n_needed = smallest_n(power_at, target)
     if test == "nadeau_bengio" and n_needed is None:
