@@ -103,8 +103,9 @@ def rank_methods(
 ) -> dict:
     """Average ranks, Friedman, CD and a post-hoc test, as a JSON-able dict.
 
-    posthoc: "nemenyi", "wilcoxon_holm", or "auto" (Wilcoxon-Holm when there are at least 6 datasets, so
-    that each pair can reach significance; Nemenyi otherwise). The post-hoc p-values are reported in every
+    posthoc: "nemenyi", "wilcoxon_holm", or "auto": Wilcoxon-Holm when there are enough datasets for the
+    strongest pair to survive Holm (its smallest p, 2 / 2^N, times the number of pairs, below alpha), and
+    Nemenyi otherwise, which would never find a difference. The post-hoc p-values are reported in every
     case; `significant_after_friedman` tells whether the omnibus test allows reading them."""
     s = np.asarray(scores, dtype=float)
     n, k = s.shape
@@ -112,7 +113,8 @@ def rank_methods(
     fr = friedman(s)
     nem = nemenyi(ranks, n, alpha)
     if posthoc == "auto":
-        posthoc = "wilcoxon_holm" if n >= 6 else "nemenyi"
+        pairs = k * (k - 1) // 2
+        posthoc = "wilcoxon_holm" if 2 / 2**n * pairs < alpha else "nemenyi"
     if posthoc not in ("nemenyi", "wilcoxon_holm"):
         raise ValueError(f"posthoc must be nemenyi, wilcoxon_holm or auto; got {posthoc!r}")
     p = nem["p_values"] if posthoc == "nemenyi" else wilcoxon_holm(s)
