@@ -331,8 +331,11 @@ def baseline_check(
         verdict = "the model does not beat the majority class"
     elif not all(clear.values()):
         status = "warn"
-        missed = [n for n, ok in clear.items() if not ok]
-        verdict = f"the model does not clearly ({how}) beat {', '.join(missed)}"
+        below = [n for n, ok in clear.items() if not ok and acc <= values[f"{n}_accuracy"]]
+        unclear = [n for n, ok in clear.items() if not ok and n not in below]
+        parts = [f"is not better than {', '.join(below)}"] if below else []
+        parts += [f"does not clearly ({how}) beat {', '.join(unclear)}"] if unclear else []
+        verdict = "the model " + " and ".join(parts)
     else:
         status, verdict = "pass", f"the model clearly ({how}) beats both baselines"
     return record("simple baselines", "5.2", status, f"{verdict}: model {acc:.3f}, {summary}", **values)

@@ -29,7 +29,7 @@ from slimlab.stats.decisions import equivalence_from_ci, tost_paired
 from slimlab.stats.intervals import wilson_ci
 from slimlab.stats.paired import holm, verdict_from_ci
 from slimlab.stats.power import power_info
-from slimlab.stats.ranking import rank_methods
+from slimlab.stats.ranking import average_ranks, rank_methods
 
 REQUIRED = ("method", "dataset", "score")
 RUN_COLUMNS = ("seed", "fold")
@@ -240,12 +240,10 @@ def compare_pair(
         p_ni = None
     n_power = len(a) if chosen_design == "per_sample" else len(runs)
     power = power_info(choice.test, n_power, margin, spread, alpha, power_target, test_train_ratio)
-    # A verdict that claims nothing (inconclusive), or "no significant difference" without equivalence,
-    # is the kind that an underpowered design produces by default.
-    no_difference = verdict == "inconclusive" or (
-        not result.p_value < alpha and equivalence["verdict"] != "equivalent"
-    )
-    if no_difference and power["underpowered"]:
+    # An inconclusive verdict (the CI straddles -margin: "no difference shown, none excluded") is what an
+    # underpowered design produces by default; say so, and how big the design would need to be. The other
+    # verdicts are claims that the data did support, whatever the power.
+    if verdict == "inconclusive" and power["underpowered"]:
         need = (
             f"about {power['n_needed']} {power['unit']}"
             if power["n_needed"]
@@ -441,8 +439,17 @@ def _table_pitfalls(comparisons: list[dict], unpaired: list[str], alpha: float) 
         )
         for c in comparisons
     ]
-    bad = [r for r in runs_checks if r["status"] != "pass"]
-    out += bad or runs_checks[:1]
+    for status in ("fail", "warn"):
+        flagged = [r for r in runs_checks if r["status"] == status]
+        if flagged:
+            # One line per status, not one per comparison: the table can hold hundreds of them.
+            more = f" (and {len(flagged) - 1} more comparisons like it)" if len(flagged) > 1 else ""
+            out.append({**flagged[0], "detail": flagged[0]["detail"] + more})
+    if runs_checks and all(r["status"] == "pass" for r in runs_checks):
+        fewest = min(runs_checks, key=lambda r: r["values"]["n"])
+        out.append(
+            {**fewest, "detail": f"every comparison has enough runs for its test; fewest: {fewest['detail']}"}
+        )
     if unpaired:
         out.append(
             checks.record(
@@ -470,13 +477,20 @@ def _table_pitfalls(comparisons: list[dict], unpaired: list[str], alpha: float) 
             )
         )
     weak = [c for c in comparisons if "warning" in c["power"]]
-    for c in weak:
+    if weak:
+        names = ", ".join(
+            f"{c['dataset']}/{c['variant']} ({c['power']['n_needed'] or 'no feasible number of'} "
+            f"{c['power']['unit']} needed)"
+            for c in weak[:4]
+        )
+        more = f" and {len(weak) - 4} more" if len(weak) > 4 else ""
         out.append(
             checks.record(
                 "power to detect the margin",
                 "4.4",
                 "warn",
-                f"{c['dataset']}/{c['variant']}: {c['power']['warning']}",
+                f"{len(weak)} inconclusive verdicts come from underpowered designs: {names}{more}; "
+                f"e.g. {weak[0]['power']['warning']}",
             )
         )
     return out
@@ -492,6 +506,17 @@ def _ranking(
     scores = np.array(
         [[np.mean([r["score"] for r in by[(d, m)].values()]) for m in methods] for d in complete]
     )
+    if len(complete) < 2:
+        # Ranks over one dataset are just the order of the means; there is nothing to test across datasets.
+        ranks = average_ranks(scores, higher_is_better)
+        return {
+            "methods": methods,
+            "n_datasets": 1,
+            "datasets": complete,
+            "average_ranks": {m: float(r) for m, r in zip(methods, ranks, strict=True)},
+            "order": [methods[i] for i in np.argsort(ranks, kind="stable")],
+            "note": "one dataset: the ranking across datasets (Friedman, post hoc, CD) needs at least two",
+        }
     out = rank_methods(scores, methods, alpha, posthoc, higher_is_better)
     out["datasets"] = complete
     left_out = [d for d in datasets if d not in complete]
