@@ -8,7 +8,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from slimlab.errors import ConfigError, DataFileError
-from slimlab.stats import compare_scores, load_scores, rows_from_trials
+from slimlab.stats import cd_diagram, compare_scores, load_scores, rows_from_trials
 
 
 def _table(seeds=8, datasets=6, seed=0):
@@ -42,11 +42,26 @@ def test_compare_scores_end_to_end():
     )
     close = [c for c in comps if c["variant"] == "prune50"]
     assert all(c["verdict"] in ("non-inferior", "superior") for c in close)
+    required = {
+        "variant",
+        "baseline",
+        "metric",
+        "delta",
+        "ci",
+        "test",
+        "test_reason",
+        "p_value",
+        "p_adjusted",
+    }
+    required |= {"verdict", "equivalence", "effect_size", "power"}
     for c in comps:
+        assert required <= set(c)
         assert c["test_reason"] and c["power"]["unit"] == "seeds" and c["effect_size_name"]
     ranking = out["ranking"]
     assert ranking["order"][-1] == "prune90" and ranking["friedman_p"] < 0.05 and ranking["cd"] > 0
     assert {p["item"] for p in out["pitfalls"]} >= {"5.2", "5.4", "6.4"}
+    texts = {t.get_text() for t in cd_diagram(ranking).axes[0].texts}
+    assert any(t.startswith("prune90 (") for t in texts)
 
 
 def test_per_sample_correctness_selects_mcnemar():
