@@ -172,7 +172,10 @@ def cd_diagram(ranking: dict, title: str | None = None) -> Figure:
         y = -0.35 - 0.2 * level
         ax.plot([lo - 0.03, hi + 0.03], [y, y], color="tab:red", lw=3, solid_capstyle="round")
     posthoc = ranking.get("posthoc", "nemenyi")
-    ax.set_title(title or f"average rank over {ranking['n_datasets']} datasets; bars: {posthoc}", fontsize=9)
+    default = (
+        f"average rank over {ranking['n_datasets']} datasets; bars join methods not different ({posthoc})"
+    )
+    ax.set_title(title or default, fontsize=9)
     return fig
 
 
