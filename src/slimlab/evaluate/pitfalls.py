@@ -372,21 +372,25 @@ def run_checks(
     seed: int = 0,
 ) -> list[dict]:
     """Every check that applies to `dataset` and its trial records (results.json's `trials`: variant, seed,
-    status, metrics, and optionally per-sample `predictions` on the test split)."""
+    dataset, status, metrics, and optionally per-sample `predictions` on the test split). Trials of other
+    datasets are ignored; call it once per dataset."""
     out = leakage_checks(dataset.train, dataset.test, "train/test", near_threshold)
     if len(dataset.val):
         out += leakage_checks(dataset.val, dataset.test, "val/test", near_threshold)
     out.append(preprocessing_check(dataset))
     if test_log is not None:
         out.append(test_log.check())
-    ok = [t for t in trials if t.get("status", "ok") == "ok"]
+    # Only this dataset's trials: predictions of another dataset do not match these labels.
+    ok = [
+        t for t in trials if t.get("status", "ok") == "ok" and t.get("dataset", dataset.name) == dataset.name
+    ]
     if not ok:
         return out
     variants = list(dict.fromkeys(t["variant"] for t in ok))
     out.append(baseline_variant_check(variants, baseline))
-    seeds = Counter(t["variant"] for t in ok)
+    seeds = Counter((t.get("dataset", dataset.name), t["variant"]) for t in ok)
     fewest = min(seeds, key=seeds.__getitem__)
-    out.append(seeds_check(test, seeds[fewest], alpha, what=f"variant {fewest!r}"))
+    out.append(seeds_check(test, seeds[fewest], alpha, what=f"{fewest[0]}/{fewest[1]}"))
     reference = [t for t in ok if t["variant"] == baseline] or ok
     metrics_reported = [k for k in reference[0].get("metrics", {}) if k != "val_accuracy"]
     first_predictions = next(

@@ -57,7 +57,7 @@ def _dz(d: np.ndarray) -> float:
         return math.nan
     sd = d.std(ddof=1)
     if no_spread(d):
-        return 0.0 if d.mean() == 0 else math.copysign(math.inf, d.mean())
+        return 0.0 if abs(d.mean()) <= 1e-12 else math.copysign(math.inf, d.mean())
     return float(d.mean() / sd)
 
 
