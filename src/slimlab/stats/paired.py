@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from slimlab.stats.intervals import mean_ci
+from slimlab.stats.intervals import mean_ci, no_spread
 
 Verdict = Literal["superior", "non-inferior", "inconclusive", "inferior"]
 
@@ -71,12 +71,12 @@ def paired_comparison(
     test = "paired t-test over seeds (scipy.stats.ttest_rel)"
     if d.size < 2:
         p, p_ni, dz = math.nan, math.nan, math.nan
-    elif np.all(d == d[0]):
+    elif no_spread(d):
         # No spread: the t statistic is undefined. The difference is exactly known on these seeds.
         test += "; differences have zero variance, p set exactly"
-        p = 1.0 if d[0] == 0 else 0.0
+        p = 1.0 if np.all(np.abs(d) <= 1e-12) else 0.0
         p_ni = 0.0 if d[0] > -margin else 1.0
-        dz = 0.0 if d[0] == 0 else math.copysign(math.inf, d[0])
+        dz = 0.0 if p == 1.0 else math.copysign(math.inf, d[0])
     else:
         p = float(stats.ttest_rel(a, b).pvalue)
         p_ni = float(stats.ttest_1samp(d + margin, 0.0, alternative="greater").pvalue)
