@@ -47,6 +47,7 @@ def _die_on_seed_1(config, group, workers):
     return task
 
 
+@pytest.mark.slow  # three process pools: about a minute on 2 idle cores
 def test_a_dead_worker_is_retried_then_recorded_as_failed(reference, tmp_path, monkeypatch):
     import slimlab.experiment.executors as executors
 
