@@ -18,7 +18,7 @@ def test_gemm_peak_is_measured_once_then_cached(tmp_path):
     assert first["threads"] == torch.get_num_threads()
     second = calibration.gemm_peak(cache=cache, **TINY)
     assert second["cached"] and second["fp32_gflops"] == first["fp32_gflops"]
-    assert json.loads(cache.read_text()).keys() == {calibration.machine_key()}
+    assert json.loads(cache.read_text()).keys() == {calibration.machine_key(size=TINY["size"])}
     refreshed = calibration.gemm_peak(cache=cache, refresh=True, **TINY)
     assert not refreshed["cached"]
 
@@ -95,3 +95,32 @@ def test_energy_is_none_with_a_reason_when_unreadable(tmp_path):
 def test_cost_per_million():
     assert cost_per_million(1000.0, 3.6) == pytest.approx(1.0)  # $3.60/h at 1000/s: $1 per million
     assert cost_per_million(1000.0, None) is None and cost_per_million(None, 1.0) is None
+
+
+def _rec(backend, scenario, batch, p50, gflops, intensity):
+    return {
+        "backend": backend,
+        "status": "ok",
+        "scenario": scenario,
+        "batch_size": batch,
+        "latency_ms": {"p50": p50, "p90": p50 * 1.2},
+        "roofline": {"achieved_gflops": gflops, "intensity_flops_per_byte": intensity},
+    }
+
+
+def test_plots_are_base64_pngs_or_none():
+    import base64
+
+    from slimlab.bench.plots import latency_vs_batch, roofline_plot
+
+    records = [
+        _rec(b, "offline", n, 0.1 * n**0.5, 0.5 * n, 2.0 * n)
+        for b in ("eager", "onnxruntime")
+        for n in (1, 8)
+    ]
+    records.append({"backend": "compile", "status": "skipped", "reason": "x"})
+    peak = {"fp32_gflops": 100.0, "int8_gops": 400.0, "memory_gbps": 10.0}
+    for png in (latency_vs_batch(records), roofline_plot(records, peak)):
+        assert base64.b64decode(png).startswith(b"\x89PNG")
+    assert latency_vs_batch([r for r in records if r["status"] != "ok"]) is None
+    assert roofline_plot(records, {}) is None

@@ -155,24 +155,31 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
 
 def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
     """torch.onnx's exporter from torch.export (dynamo=True; the TorchScript exporter is deprecated), with a
-    dynamic batch axis. Export runs on CPU copies so a GPU model exports the same graph."""
+    dynamic batch axis."""
     module = module.eval()
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    with warnings.catch_warnings():
-        # The exporter's own use of a deprecated pytree API warns on torch 2.13; nothing for us to fix.
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        torch.onnx.export(
-            module,
-            (example,),
-            str(path),
-            dynamo=True,
-            verbose=False,
-            input_names=["x"],
-            output_names=["y"],
-            dynamic_shapes=({0: batch},),
-            external_data=False,
-        )
+    # The exporter logs one warning per torchvision op it cannot register when torchvision is absent.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # The exporter's own use of a deprecated pytree API warns on torch 2.13; nothing for us to fix.
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                dynamo=True,
+                verbose=False,
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_shapes=({0: batch},),
+                external_data=False,
+            )
+    finally:
+        registration.setLevel(level)
     return path
 
 

@@ -18,9 +18,10 @@ CACHE_FILE = "gemm_peak.json"
 CALIBRATION_VERSION = 1  # bump when the method changes, so old cached figures are not reused
 
 
-def machine_key(device: str = "cpu") -> str:
+def machine_key(device: str = "cpu", size: int = 2048) -> str:
     hw = torch.cuda.get_device_name(0) if device.startswith("cuda") else _cpu_model()
-    return f"v{CALIBRATION_VERSION}|{device}|{hw}|torch {torch.__version__}|threads {torch.get_num_threads()}"
+    threads = torch.get_num_threads()
+    return f"v{CALIBRATION_VERSION}|{device}|{hw}|torch {torch.__version__}|threads {threads}|n {size}"
 
 
 def _best_rate(fn: Callable[[], object], work: float, sync, min_time_s: float, repeats: int) -> float:
@@ -80,7 +81,7 @@ def gemm_peak(
 ) -> dict[str, float | int | None]:
     """The cached calibration for this machine, measured on first use (about a second or two)."""
     path = Path(cache) if cache is not None else cache_dir() / CACHE_FILE
-    key = machine_key(device)
+    key = machine_key(device, measure_kwargs.get("size", 2048))
     table: dict = {}
     if path.is_file():
         try:
