@@ -50,6 +50,7 @@ def test_ort_int8_is_close_but_not_held_to_fp32_tolerance(mlp):
     assert (out.argmax(1) == ref.argmax(1)).mean() > 0.8
     fp32 = get_backend("onnxruntime").prepare(mlp, torch.randn(2, 40))
     assert prepared.size_bytes < fp32.size_bytes  # int8 weights are smaller on disk
+    assert (prepared.info["precision"], fp32.info["precision"]) == ("int8", "fp32")  # which peak applies
 
 
 def test_compile_matches_eager(mlp):
@@ -63,6 +64,7 @@ def test_quantized_torch_model_is_skipped_on_onnxruntime_with_a_reason(mlp):
     int8 = from_module(apply(mlp.module, DynamicInt8()), (40,), "mlp-int8")
     with pytest.raises(BackendSkipped, match="ONNX export failed"):
         OnnxRuntimeBackend().prepare(int8, torch.randn(2, 40))
+    assert EagerBackend().prepare(int8, torch.randn(2, 40)).info["precision"] == "int8"
     records = engine.run_benchmark(
         int8, BenchConfig(backends=["eager", "onnxruntime"], scenarios=["single-stream"], **FAST)
     )

@@ -64,6 +64,21 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
 
 
+def torch_precision(module: torch.nn.Module) -> str:
+    """ "int8" when any layer runs quantized kernels (torch.ao quantized modules), else "fp32"."""
+    quantized = any(".quantized" in type(m).__module__ for m in module.modules())
+    return "int8" if quantized else "fp32"
+
+
+def onnx_precision(path: Path) -> str:
+    """ "int8" when the graph holds integer matmul/conv ops (what ORT's quantizers emit), else "fp32"."""
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+    int8_ops = {"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeLinear"}
+    return "int8" if ops & int8_ops else "fp32"
+
+
 def _need_module(model: LoadedModel, backend: str) -> torch.nn.Module:
     if model.module is None:
         raise BackendSkipped(f"{backend} needs a PyTorch module; the input is a {model.source} file")
@@ -91,6 +106,7 @@ class EagerBackend:
             lambda y: y.float().cpu().numpy(),
             sync,
             size_bytes=_state_dict_size(module),
+            info={"precision": torch_precision(module)},
         )
 
 
@@ -131,7 +147,7 @@ class CompileBackend:
             sync,
             # Compiling changes the code, not the weights: what ships is the same state_dict.
             size_bytes=_state_dict_size(module),
-            info={"mode": self.mode or "default"},
+            info={"mode": self.mode or "default", "precision": torch_precision(module)},
         )
 
 
@@ -238,7 +254,13 @@ class OnnxRuntimeBackend:
             lambda y: np.asarray(y, dtype=np.float32),
             None,  # session.run returns after the outputs are on the host
             size_bytes=path.stat().st_size,
-            info={"provider": used, "exporter": exporter, "quantize": self.quantize, "file": str(path)},
+            info={
+                "provider": used,
+                "exporter": exporter,
+                "quantize": self.quantize,
+                "precision": onnx_precision(path),
+                "file": str(path),
+            },
         )
 
     @staticmethod

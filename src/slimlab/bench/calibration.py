@@ -26,7 +26,8 @@ def machine_key(device: str = "cpu", size: int = 2048) -> str:
 
 def _best_rate(fn: Callable[[], object], work: float, sync, min_time_s: float, repeats: int) -> float:
     """The best of `repeats` timed blocks, each at least `min_time_s`: a peak is the best the machine
-    does, so the maximum (not the mean) is the right statistic."""
+    does, so the maximum (not the mean) is the right statistic; several short blocks rather than one long
+    one give a busy, shared machine more chances to show it."""
     fn()
     sync()
     best = 0.0
@@ -44,7 +45,7 @@ def _best_rate(fn: Callable[[], object], work: float, sync, min_time_s: float, r
 
 
 def measure_gemm_peak(
-    device: str = "cpu", size: int = 2048, min_time_s: float = 0.2, repeats: int = 3
+    device: str = "cpu", size: int = 2048, min_time_s: float = 0.1, repeats: int = 6
 ) -> dict[str, float | int | None]:
     """GFLOP/s of square matrix multiplies (2·n³ FLOPs each): fp32 torch.mm, and int8 torch._int_mm where
     the build has it. Also GB/s of a large tensor copy (read + write), the roofline's slanted roof."""

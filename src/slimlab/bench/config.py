@@ -96,7 +96,7 @@ class BenchConfig(BaseModel):
                 "min_iters": min(self.min_iters, 10),
                 "warmup_iters": min(self.warmup_iters, 3),
                 "throughput_batch_size": min(self.throughput_batch_size, 64),
-                "batch_sizes": [min(b, 64) for b in self.batch_sizes] if self.batch_sizes else None,
+                "batch_sizes": sorted({min(b, 64) for b in self.batch_sizes}) if self.batch_sizes else None,
                 "loadgen_scale": 0.0,
             }
         )

@@ -123,7 +123,7 @@ def _record(
     moved = None
     if costs.get("weight_bytes") is not None:
         moved = (costs["weight_bytes"] + batch * costs["io_bytes_per_sample"]) / batch
-    int8 = "int8" in prepared.backend or (prepared.info.get("quantize") or "").endswith("int8")
+    int8 = prepared.info.get("precision") == "int8"  # compared with the int8 GEMM peak, not fp32's
     return {
         "backend": prepared.backend,
         "status": "ok",
