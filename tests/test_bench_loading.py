@@ -5,6 +5,7 @@ import io
 import json
 import pickle
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -166,3 +167,34 @@ def test_unknown_and_missing_files(tmp_path):
     not_zip.write_bytes(b"garbage")
     with pytest.raises(DataFileError, match=r"not a torch\.export archive"):
         load_model_file(not_zip)
+
+
+def test_pt2_with_a_custom_object_constant_is_refused(tmp_path):
+    good, bad = tmp_path / "good.pt2", tmp_path / "bad.pt2"
+    _export_pt2(good, from_reference("mlp", (40,), 10, {"hidden": [8]}).module)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        root = src.namelist()[0].split("/", 1)[0]
+        dst.writestr(f"{root}/data/constants/custom_obj_0", b"\x80\x04anything")
+    with pytest.raises(DataFileError, match="pickled Python object"):
+        load_model_file(bad)
+
+
+def test_exported_onnx_files_do_not_outlive_prepare(tiny, tmp_path, monkeypatch):
+    import tempfile
+
+    model, _ = tiny
+    made = []
+    real = tempfile.TemporaryDirectory
+
+    def spy(*args, **kwargs):
+        directory = real(*args, **kwargs)
+        made.append(Path(directory.name))
+        return directory
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", spy)
+    prepared = OnnxRuntimeBackend().prepare(model, torch.randn(2, 40))
+    assert prepared.info["file"] is None and len(made) == 1 and not made[0].exists()
+    kept = OnnxRuntimeBackend(workdir=tmp_path / "keep").prepare(model, torch.randn(2, 40))
+    assert (tmp_path / "keep" / "mlp.onnx").is_file() and kept.info["file"].endswith("mlp.onnx")

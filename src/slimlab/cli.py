@@ -233,7 +233,13 @@ def print_bench(records: list[dict]) -> None:
         note = ""
         if r["scenario"] == "server":
             s = r["server"]
-            note = f"p99 ≤ {s['latency_budget_ms']} ms; bracket {s['rate_bracket_per_s'][1] or 0:.0f}/s"
+            if s["best_rate_per_s"] is None:
+                note = (
+                    f"no rate keeps p99 ≤ {s['latency_budget_ms']} ms (measured service times are too slow)"
+                )
+            else:
+                lo, hi = s["rate_bracket_per_s"]
+                note = f"p99 ≤ {s['latency_budget_ms']} ms; limit in [{lo:.0f}, {hi:.0f}]/s"
         elif r.get("best"):
             note = "best offline"
         if r.get("accuracy_flagged"):

@@ -215,7 +215,15 @@ class OnnxRuntimeBackend:
             import onnxruntime as ort
         except ImportError as e:
             raise BackendSkipped(f"onnxruntime is not installed ({e})") from None
-        workdir = Path(self.workdir or tempfile.mkdtemp(prefix="slimlab-onnx-"))
+        if self.workdir is not None:
+            workdir = Path(self.workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+            return self._prepare(ort, model, example, workdir, keep=True)
+        # The session holds the model in memory once built, so exported files need not outlive `prepare`.
+        with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as tmp:
+            return self._prepare(ort, model, example, Path(tmp), keep=False)
+
+    def _prepare(self, ort, model: LoadedModel, example: torch.Tensor, workdir: Path, keep: bool) -> Prepared:
         path, exporter = model.onnx_path, "input file"
         if path is None:
             module = _need_module(model, self.name)
@@ -259,7 +267,7 @@ class OnnxRuntimeBackend:
                 "exporter": exporter,
                 "quantize": self.quantize,
                 "precision": onnx_precision(path),
-                "file": str(path),
+                "file": str(path) if keep or path == model.onnx_path else None,  # temporary files are gone
             },
         )
 

@@ -144,7 +144,18 @@ def _record(
 
 
 def _skipped(name: str, reason: str) -> dict:
-    return {"backend": name, "status": "skipped", "reason": reason}
+    # The measured fields are present and None, so code that reads records by key need not special-case.
+    return {
+        "backend": name,
+        "status": "skipped",
+        "reason": reason,
+        "scenario": None,
+        "batch_size": None,
+        "latency_ms": None,
+        "throughput_per_s": None,
+        "peak_memory_bytes": None,
+        "energy_j": None,
+    }
 
 
 def run_benchmark(
