@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimlab.bench.backends import OnnxRuntimeBackend, export_onnx
+from slimlab.bench.backends import EagerBackend, OnnxRuntimeBackend, export_onnx
 from slimlab.bench.loading import (
     from_reference,
     load_exported_program,
@@ -88,7 +88,9 @@ def test_raw_pickle_file_runs_nothing(tmp_path):
 def test_pickled_module_is_refused_with_advice(tmp_path):
     path = tmp_path / "module.pt"
     torch.save(from_reference("mlp", (40,), 10, {"hidden": [8]}).module, path)
-    with pytest.raises(DataFileError, match="Save a state_dict"):
+    with pytest.raises(
+        DataFileError, match=r"Unsupported global: GLOBAL slimlab\.models\.mlp\.MLP\)\. Save a state_dict"
+    ):
         load_state_dict_file(path, "mlp", (40,), 10, {"hidden": [8]})
 
 
@@ -120,6 +122,9 @@ def test_pt2_loads_and_runs(tmp_path):
     x = torch.randn(3, 40)
     with torch.inference_mode():
         torch.testing.assert_close(loaded.module(x), source.module(x))
+    # The program's own module refuses .eval(); the backends call it, so they must work on the wrapper.
+    prepared = EagerBackend().prepare(loaded, x)
+    np.testing.assert_allclose(prepared(x), source.module(x).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def _poison_pt2(good, bad, marker):

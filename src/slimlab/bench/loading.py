@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,11 +95,23 @@ def safe_torch_load(path: Path | io.BytesIO, what: str) -> object:
     except Exception as e:
         # weights_only=True raises UnpicklingError for any global outside its allow-list; other errors mean
         # the file is not a torch file at all. Either way nothing from the file was executed.
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
         raise DataFileError(
             f"{what}: refused: slimlab loads only tensors from torch files (torch.load weights_only=True), "
-            f"and this file needs more ({reason}). Save a state_dict, or export with torch.export / ONNX."
+            f"and this file needs more ({_load_failure(e)}). Save a state_dict, or export with torch.export "
+            "or ONNX."
         ) from None
+
+
+def _load_failure(e: Exception) -> str:
+    """The one informative line of torch.load's long weights_only message (which global was refused)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    for line in text.splitlines():
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            return (
+                line.strip().split(" was not an allowed global")[0].removeprefix("WeightsUnpickler error: ")
+            )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(e).__name__
 
 
 def load_state_dict_file(
@@ -137,10 +150,26 @@ def load_exported_program(path: Path) -> LoadedModel:
     return LoadedModel(
         name=path.stem,
         input_shape=tuple(args[0].shape[1:]),
-        module=program.module(),
+        module=ExportedModule(program.module()),
         source="pt2",
         meta={"file": str(path)},
     )
+
+
+class ExportedModule(nn.Module):
+    """A torch.export program as an ordinary module. The program's own module refuses .eval()/.train()
+    (it has no modes: it was captured in one), so those set this wrapper's flag and stop there."""
+
+    def __init__(self, program_module: nn.Module):
+        super().__init__()
+        self.program = program_module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+    def train(self, mode: bool = True) -> ExportedModule:
+        self.training = mode
+        return self
 
 
 # Constants whose names start with these are read by torch.export.load through pickle.loads or the
