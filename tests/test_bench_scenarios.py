@@ -117,6 +117,19 @@ def test_server_run_fails_when_latency_is_over_budget_and_search_is_time_boxed()
     assert boxed.budget_exhausted and len(boxed.runs) <= 1
 
 
+def test_simulated_queries_are_capped_but_never_below_the_minimum(monkeypatch):
+    from slimlab.bench import scenarios
+
+    monkeypatch.setattr(scenarios, "MAX_SIMULATED_QUERIES", 5000)
+    fast = ServiceModel({1: np.full(5, 1e-6)})
+    loadgen = ScenarioSettings.loadgen()  # 600 s at 100k/s would be 60M queries
+    run = server_run(1e5, fast, latency_budget_s=0.01, max_batch=1, max_queue_delay_s=0.0, settings=loadgen)
+    assert run.queries == loadgen.server_queries  # LoadGen's 270,336 still hold
+    small = loadgen.scaled(0.001)
+    run = server_run(1e5, fast, latency_budget_s=0.01, max_batch=1, max_queue_delay_s=0.0, settings=small)
+    assert run.queries == 5000
+
+
 def test_settings_scale_loadgen_minimums():
     full = ScenarioSettings.loadgen()
     assert (full.min_duration_s, full.single_stream_queries, full.server_queries) == (600.0, 1024, 270_336)
@@ -150,10 +163,12 @@ def test_engine_runs_every_scenario(tmp_path):
     assert ss["energy_j"] is None and ss["energy_reason"]  # no RAPL here: said, not invented
     assert ss["flops"] == 2 * (40 * 32 + 32 * 10) and ss["roofline"]["peak_share"] > 0
     assert ss["cost_per_million"] == pytest.approx(1e6 / 3600 / ss["throughput_per_s"])
+    assert ss["harness_share"] < 0.05  # the harness costs a small fraction of what it measures
     offline = [r for r in records if r["backend"] == "eager" and r["scenario"] == "offline"]
     assert sum(r["best"] for r in offline) == 1
     server = next(r for r in records if r["scenario"] == "server")
     assert server["server"]["best_rate_per_s"] > 0 and server["latency_ms"]["p99"] <= 50.0
+    assert server["server"]["simulated_seconds_at_best"] >= config.min_time_s * 0.9
     speed = engine.speedups(records)
     assert speed["eager"]["offline"] == 1.0 and speed["onnxruntime"]["single_stream"] > 0
 

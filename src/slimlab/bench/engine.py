@@ -138,6 +138,10 @@ def _record(
         "flops": flops,
         "roofline": roofline(flops, moved, throughput, peak, int8=int8),
         "cost_per_million": cost_per_million(throughput, config.dollars_per_hour),
+        # The harness's own cost per call against this result's median: it should stay far below 1%.
+        "harness_share": (
+            common["harness_overhead_ms"] / latency_ms["p50"] if latency_ms.get("p50") else None
+        ),
         **common,
         "info": prepared.info,
     }

@@ -37,6 +37,9 @@ LOADGEN_MIN_DURATION_S = 600.0
 LOADGEN_SINGLE_STREAM_QUERIES = 1024
 LOADGEN_SERVER_QUERIES = 270_336
 CONFIDENCE = 0.99  # LoadGen's early-stopping confidence
+# A simulated run draws its service times from the measured samples, so queries beyond this many add no
+# information about the model, only memory and time (600 s at 500k/s would be 300M queries).
+MAX_SIMULATED_QUERIES = 2_000_000
 
 
 # ----- early stopping ----------------------------------------------------------------------------------
@@ -214,6 +217,7 @@ def simulate_server(
 class ServerRun:
     rate_per_s: float
     queries: int
+    simulated_s: float  # the span of the arrivals: LoadGen's minimum duration, in simulated time
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -236,14 +240,17 @@ def server_run(
     """One LoadGen server run at `rate_per_s`: at least `server_queries` queries and `min_duration_s` of
     arrivals; valid when the p99 early-stopping test passes (which implies the observed p99 is in budget)."""
     rng = np.random.default_rng(seed)
-    n = max(settings.server_queries, math.ceil(rate_per_s * settings.min_duration_s))
+    n = max(
+        settings.server_queries, min(math.ceil(rate_per_s * settings.min_duration_s), MAX_SIMULATED_QUERIES)
+    )
     arrivals = np.cumsum(rng.exponential(1.0 / rate_per_s, size=n))
     latency, batches = simulate_server(arrivals, service, max_batch, max_queue_delay_s, rng)
     over = int(np.count_nonzero(latency > latency_budget_s))
     tolerable = tolerable_overlatency(n, 0.99)
     p50, p90, p99 = (float(v) * 1e3 for v in np.percentile(latency, [50, 90, 99]))
     passed = over <= tolerable and p99 <= latency_budget_s * 1e3
-    return ServerRun(rate_per_s, n, p50, p90, p99, over, tolerable, passed, n / max(batches, 1))
+    span = float(arrivals[-1])
+    return ServerRun(rate_per_s, n, span, p50, p90, p99, over, tolerable, passed, n / max(batches, 1))
 
 
 @dataclass
@@ -264,6 +271,7 @@ class ServerSearch:
             "bracket_relative_width": (hi - lo) / hi if hi and best else None,
             "p99_ms_at_best": best.p99_ms if best else None,
             "queries_at_best": best.queries if best else None,
+            "simulated_seconds_at_best": best.simulated_s if best else None,
             "overlatency_at_best": best.overlatency if best else None,
             "tolerable_overlatency_at_best": best.tolerable if best else None,
             "mean_batch_at_best": best.mean_batch if best else None,
