@@ -281,6 +281,9 @@ def bench(
     threads: Annotated[int | None, typer.Option(help="torch and ORT threads")] = None,
     dollars_per_hour: Annotated[float | None, typer.Option(help="machine price, for cost per 1M")] = None,
     calibrate: Annotated[bool, typer.Option(help="measure (or reuse) the GEMM peak for % of peak")] = True,
+    recalibrate: Annotated[
+        bool, typer.Option(help="measure the GEMM peak again, replacing the cache")
+    ] = False,
     quick: Annotated[bool, typer.Option(help="smoke test: very short measurements")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the records as JSON")] = False,
 ) -> None:
@@ -318,7 +321,7 @@ def bench(
         peak = None
         if calibrate:
             small = {"size": 512, "min_time_s": 0.05} if quick else {}
-            peak = gemm_peak("cuda" if torch_cuda() else "cpu", **small)
+            peak = gemm_peak("cuda" if torch_cuda() else "cpu", refresh=recalibrate, **small)
         records = run_benchmark(loaded, config, peak=peak, progress=say)
     if as_json:
         print(json.dumps(records, indent=1, default=str))

@@ -15,7 +15,7 @@ from slimlab.bench.environment import _cpu_model
 from slimlab.data.cache import cache_dir
 
 CACHE_FILE = "gemm_peak.json"
-CALIBRATION_VERSION = 1  # bump when the method changes, so old cached figures are not reused
+CALIBRATION_VERSION = 2  # bump when the method changes, so old cached figures are not reused
 
 
 def machine_key(device: str = "cpu", size: int = 2048) -> str:
