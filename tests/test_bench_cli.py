@@ -62,3 +62,16 @@ def test_corrupt_onnx_file_exits_2(tmp_path):
     result = _bench(str(bad), "--quick", "--no-calibrate")
     assert result.exit_code == 2
     assert "not a valid ONNX model" in result.stderr
+
+
+def test_accuracy_on_the_validation_split_for_each_backend():
+    args = ["mlp", "--dataset", "digits", "--backend", "eager,onnxruntime", "--scenario", "single-stream"]
+    result = _bench(*args, "--accuracy", "--json", "--quick", "--no-calibrate")
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    accuracies = [r["accuracy"] for r in records]
+    assert len(accuracies) == 2 and 0.0 <= accuracies[0] <= 1.0
+    assert accuracies[1] == pytest.approx(accuracies[0], abs=0.01)  # the export keeps the (random) model
+    assert [r["accuracy_flagged"] for r in records] == [False, False]
+    table = _bench(*args, "--accuracy", "--quick", "--no-calibrate")
+    assert table.exit_code == 0 and "acc %" in table.stdout

@@ -122,11 +122,11 @@ def test_simulated_queries_are_capped_but_never_below_the_minimum(monkeypatch):
 
     monkeypatch.setattr(scenarios, "MAX_SIMULATED_QUERIES", 5000)
     fast = ServiceModel({1: np.full(5, 1e-6)})
-    loadgen = ScenarioSettings.loadgen()  # 600 s at 100k/s would be 60M queries
-    run = server_run(1e5, fast, latency_budget_s=0.01, max_batch=1, max_queue_delay_s=0.0, settings=loadgen)
-    assert run.queries == loadgen.server_queries  # LoadGen's 270,336 still hold
-    small = loadgen.scaled(0.001)
-    run = server_run(1e5, fast, latency_budget_s=0.01, max_batch=1, max_queue_delay_s=0.0, settings=small)
+    long = ScenarioSettings(min_duration_s=600.0, server_queries=8000)  # 600 s at 100k/s: 60M queries
+    run = server_run(1e5, fast, latency_budget_s=0.01, max_batch=1, max_queue_delay_s=0.0, settings=long)
+    assert run.queries == 8000  # the cap gives way to the minimum query count
+    short = ScenarioSettings(min_duration_s=600.0, server_queries=1000)
+    run = server_run(1e5, fast, latency_budget_s=0.01, max_batch=1, max_queue_delay_s=0.0, settings=short)
     assert run.queries == 5000
 
 

@@ -175,8 +175,19 @@ def _csv(value: str, what: str, cast=str) -> list:
     return items
 
 
-def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | None):
-    """A model file (by its suffix) or a reference model name, and the dataset that gives the input shape."""
+def _load_bench_dataset(name: str):
+    from slimlab.config import DataConfig
+    from slimlab.data.registry import load_dataset
+
+    try:
+        return load_dataset(DataConfig(name=name), seed=0)
+    except ValueError as e:  # pydantic's error for an unknown dataset name
+        raise SlimlabError(f"--dataset: {str(e).splitlines()[-1].strip()}") from None
+
+
+def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | None, accuracy: bool):
+    """(the model, the validation split or None). MODEL is a file (by its suffix) or a reference model
+    name; the dataset gives a reference model's input shape, and with --accuracy the split to score on."""
     from slimlab.bench.loading import from_reference, load_model_file
     from slimlab.models import MODELS
 
@@ -184,42 +195,28 @@ def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | 
     shape: tuple[int, ...] | None = None
     if input_shape:
         shape = tuple(_csv(input_shape, "--input-shape", int))
-    if path.suffix.lower() in (".onnx", ".pt2"):
-        return load_model_file(path)
-    needs_data = shape is None or bool(path.suffix)
-    classes = 10  # with --input-shape and no dataset; it only sizes a random model's last layer
-    if needs_data:
-        from slimlab.config import DataConfig
-        from slimlab.data.registry import load_dataset
-
-        try:
-            data = load_dataset(DataConfig(name=dataset), seed=0)
-        except ValueError as e:  # pydantic's error for an unknown dataset name
-            raise SlimlabError(f"--dataset: {str(e).splitlines()[-1].strip()}") from None
-        shape, classes = shape or data.input_shape, data.num_classes
+    data = None
+    if accuracy or shape is None or path.suffix.lower() not in ("", ".onnx", ".pt2"):
+        data = _load_bench_dataset(dataset)
+    validation = (data.val.x, data.val.y) if accuracy and data is not None else None
+    classes = data.num_classes if data is not None else 10  # without a dataset it only sizes a random model
+    shape = shape or (data.input_shape if data is not None else None)
     if path.suffix:
-        return load_model_file(path, arch=arch, input_shape=shape, num_classes=classes)
+        return load_model_file(path, arch=arch, input_shape=shape, num_classes=classes), validation
     if model not in MODELS:
         from slimlab.errors import UnknownNameError
 
         raise UnknownNameError("model", model, MODELS.names(), where="MODEL (or a .onnx/.pt2/.pt file)")
-    return from_reference(model, shape, classes)
+    return from_reference(model, shape, classes), validation
 
 
 def print_bench(records: list[dict]) -> None:
     table = Table(title="slimlab bench", title_justify="left")
-    for col in (
-        "backend",
-        "scenario",
-        "batch",
-        "p50 ms",
-        "p99 ms",
-        "spread",
-        "per s",
-        "% peak",
-        "size",
-        "note",
-    ):
+    cols = ["backend", "scenario", "batch", "p50 ms", "p99 ms", "spread", "per s", "% peak", "size", "note"]
+    with_accuracy = any(r.get("accuracy") is not None for r in records)
+    if with_accuracy:
+        cols.insert(-1, "acc %")
+    for col in cols:
         table.add_column(col, justify="left" if col in ("backend", "scenario", "note") else "right")
 
     def ms(v: float | None) -> str:
@@ -227,7 +224,7 @@ def print_bench(records: list[dict]) -> None:
 
     for r in records:
         if r["status"] != "ok":
-            table.add_row(r["backend"], "", "", "", "", "", "", "", "", f"skipped: {r['reason']}")
+            table.add_row(r["backend"], *[""] * (len(cols) - 2), f"skipped: {r['reason']}")
             continue
         lat, share = r["latency_ms"], (r.get("roofline") or {}).get("peak_share")
         note = ""
@@ -244,7 +241,7 @@ def print_bench(records: list[dict]) -> None:
             note = "best offline"
         if r.get("accuracy_flagged"):
             note += f" accuracy drop {r['accuracy_drop']:.3f}!"
-        table.add_row(
+        cells = [
             r["backend"],
             r["scenario"],
             str(r["batch_size"]),
@@ -254,8 +251,10 @@ def print_bench(records: list[dict]) -> None:
             f"{r['throughput_per_s']:.0f}",
             f"{100 * share:.2f}" if share else "–",
             f"{r['size_bytes'] / 1024:.0f} KiB" if r.get("size_bytes") else "–",
-            note,
-        )
+        ]
+        if with_accuracy:
+            cells.append(_pct(r.get("accuracy")))
+        table.add_row(*cells, note)
     console.print(table)
 
 
@@ -284,6 +283,10 @@ def bench(
     recalibrate: Annotated[
         bool, typer.Option(help="measure the GEMM peak again, replacing the cache")
     ] = False,
+    accuracy: Annotated[
+        bool, typer.Option(help="score each backend on the dataset's validation split; flag drops")
+    ] = False,
+    accuracy_margin: Annotated[float, typer.Option(help="flag a backend whose accuracy drops more")] = 0.01,
     quick: Annotated[bool, typer.Option(help="smoke test: very short measurements")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the records as JSON")] = False,
 ) -> None:
@@ -305,13 +308,14 @@ def bench(
                 loadgen_scale=loadgen_scale,
                 threads=threads,
                 dollars_per_hour=dollars_per_hour,
+                accuracy_margin=accuracy_margin,
                 latency_batch_size=1,
             )
         except ValidationError as e:
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise SlimlabError(f"`{where}`: {err['msg']}") from None
-        loaded = _bench_input(model, dataset, input_shape, arch)
+        loaded, validation = _bench_input(model, dataset, input_shape, arch, accuracy)
     except SlimlabError as e:
         raise _fail(str(e)) from None
     if quick:
@@ -322,7 +326,7 @@ def bench(
         if calibrate:
             small = {"size": 512, "min_time_s": 0.05} if quick else {}
             peak = gemm_peak("cuda" if torch_cuda() else "cpu", refresh=recalibrate, **small)
-        records = run_benchmark(loaded, config, peak=peak, progress=say)
+        records = run_benchmark(loaded, config, peak=peak, validation=validation, progress=say)
     if as_json:
         print(json.dumps(records, indent=1, default=str))
     else:
