@@ -60,7 +60,12 @@ def from_reference(
 def load_onnx(path: Path) -> LoadedModel:
     """An ONNX file, checked by onnx.checker. Its input shape is read from the graph (the batch axis
     dropped); a non-static sample shape is refused with a message that says so."""
-    import onnx
+    try:
+        import onnx
+    except ImportError:
+        raise DataFileError(
+            f"{path}: reading ONNX files needs the onnx package (pip install 'slimlab[onnx]')"
+        ) from None
 
     path = Path(path)
     _must_exist(path)
