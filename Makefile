@@ -37,6 +37,13 @@ test: setup-dev
 test-slow: setup-dev
 	$(PY) -m pytest -q -m slow
 
+# Every reference workload on every backend in one run; rewrites the benchmark section of BENCHMARKS.md.
+# Takes several minutes (torch.compile and ONNX export per workload, ~3 s per measurement). BENCH_ARGS=--quick
+# gives a smoke test; BENCH_ARGS="--threads 4" pins threads.
+BENCH_ARGS ?=
+bench: setup-dev
+	$(PY) benchmarks/run_benchmarks.py --out BENCHMARKS.md --json runs/bench/records.json $(BENCH_ARGS)
+
 lint: setup-dev
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests

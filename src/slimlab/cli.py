@@ -212,3 +212,180 @@ def list_trials(
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+# ----- slimlab bench -------------------------------------------------------------------------------------
+
+
+def _csv(value: str, what: str, cast=str) -> list:
+    try:
+        items = [cast(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise SlimlabError(f"`{what}` must be a comma-separated list; got {value!r}") from None
+    if not items:
+        raise SlimlabError(f"`{what}` is empty")
+    return items
+
+
+def _load_bench_dataset(name: str):
+    from slimlab.config import DataConfig
+    from slimlab.data.registry import load_dataset
+
+    try:
+        return load_dataset(DataConfig(name=name), seed=0)
+    except ValueError as e:  # pydantic's error for an unknown dataset name
+        raise SlimlabError(f"--dataset: {str(e).splitlines()[-1].strip()}") from None
+
+
+def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | None, accuracy: bool):
+    """(the model, the validation split or None). MODEL is a file (by its suffix) or a reference model
+    name; the dataset gives a reference model's input shape, and with --accuracy the split to score on."""
+    from slimlab.bench.loading import from_reference, load_model_file
+    from slimlab.models import MODELS
+
+    path = Path(model)
+    shape: tuple[int, ...] | None = None
+    if input_shape:
+        shape = tuple(_csv(input_shape, "--input-shape", int))
+    data = None
+    if accuracy or shape is None or path.suffix.lower() not in ("", ".onnx", ".pt2"):
+        data = _load_bench_dataset(dataset)
+    validation = (data.val.x, data.val.y) if accuracy and data is not None else None
+    classes = data.num_classes if data is not None else 10  # without a dataset it only sizes a random model
+    shape = shape or (data.input_shape if data is not None else None)
+    if path.suffix:
+        return load_model_file(path, arch=arch, input_shape=shape, num_classes=classes), validation
+    if model not in MODELS:
+        from slimlab.errors import UnknownNameError
+
+        raise UnknownNameError("model", model, MODELS.names(), where="MODEL (or a .onnx/.pt2/.pt file)")
+    return from_reference(model, shape, classes), validation
+
+
+def print_bench(records: list[dict]) -> None:
+    table = Table(title="slimlab bench", title_justify="left")
+    cols = ["backend", "scenario", "batch", "p50 ms", "p99 ms", "spread", "per s", "% peak", "size", "note"]
+    with_accuracy = any(r.get("accuracy") is not None for r in records)
+    if with_accuracy:
+        cols.insert(-1, "acc %")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("backend", "scenario", "note") else "right")
+
+    def ms(v: float | None) -> str:
+        return "–" if v is None else f"{v:.4f}"
+
+    for r in records:
+        if r["status"] != "ok":
+            table.add_row(r["backend"], *[""] * (len(cols) - 2), f"skipped: {r['reason']}")
+            continue
+        lat, share = r["latency_ms"], (r.get("roofline") or {}).get("peak_share")
+        note = ""
+        if r["scenario"] == "server":
+            s = r["server"]
+            if s["best_rate_per_s"] is None:
+                note = (
+                    f"no rate keeps p99 ≤ {s['latency_budget_ms']} ms (measured service times are too slow)"
+                )
+            else:
+                lo, hi = s["rate_bracket_per_s"]
+                note = f"p99 ≤ {s['latency_budget_ms']} ms; limit in [{lo:.0f}, {hi:.0f}]/s"
+        elif r.get("best"):
+            note = "best offline"
+        if r.get("accuracy_flagged"):
+            note += f" accuracy drop {r['accuracy_drop']:.3f}!"
+        cells = [
+            r["backend"],
+            r["scenario"],
+            str(r["batch_size"]),
+            ms(lat.get("p50")),
+            ms(lat.get("p99")),
+            f"{100 * lat['repeat_spread']:.0f}%" if lat.get("repeat_spread") is not None else "",
+            f"{r['throughput_per_s']:.0f}",
+            f"{100 * share:.2f}" if share else "–",
+            f"{r['size_bytes'] / 1024:.0f} KiB" if r.get("size_bytes") else "–",
+        ]
+        if with_accuracy:
+            cells.append(_pct(r.get("accuracy")))
+        table.add_row(*cells, note)
+    console.print(table)
+
+
+@app.command()
+def bench(
+    model: Annotated[
+        str, typer.Argument(help="a reference model name (mlp, cnn1d) or a .onnx/.pt2/.pt file")
+    ],
+    backend: Annotated[str, typer.Option(help="comma-separated backends")] = "eager,compile,onnxruntime",
+    batch_sizes: Annotated[str, typer.Option(help="comma-separated offline sweep")] = "1,64",
+    scenario: Annotated[
+        str, typer.Option(help="comma-separated: single-stream, offline, server")
+    ] = "single-stream,offline,server",
+    latency_budget_ms: Annotated[float, typer.Option(help="server: the p99 latency bound")] = 10.0,
+    max_queue_delay_ms: Annotated[float, typer.Option(help="server: how long a batch may wait")] = 1.0,
+    max_seconds: Annotated[float | None, typer.Option(help="time budget of the sweep and the search")] = None,
+    loadgen_scale: Annotated[
+        float, typer.Option(help="fraction of MLPerf LoadGen's minimums (1 = full)")
+    ] = 0.0,
+    dataset: Annotated[str, typer.Option(help="gives a reference model's input shape")] = "mnist1d",
+    input_shape: Annotated[str | None, typer.Option(help="one sample's shape, e.g. 40 or 1,40")] = None,
+    arch: Annotated[str | None, typer.Option(help="architecture of a .pt state-dict file")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch and ORT threads")] = None,
+    dollars_per_hour: Annotated[float | None, typer.Option(help="machine price, for cost per 1M")] = None,
+    calibrate: Annotated[bool, typer.Option(help="measure (or reuse) the GEMM peak for % of peak")] = True,
+    recalibrate: Annotated[
+        bool, typer.Option(help="measure the GEMM peak again, replacing the cache")
+    ] = False,
+    accuracy: Annotated[
+        bool, typer.Option(help="score each backend on the dataset's validation split; flag drops")
+    ] = False,
+    accuracy_margin: Annotated[float, typer.Option(help="flag a backend whose accuracy drops more")] = 0.01,
+    quick: Annotated[bool, typer.Option(help="smoke test: very short measurements")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the records as JSON")] = False,
+) -> None:
+    """Benchmark a model on each backend and MLPerf-style scenario; one record per result."""
+    from pydantic import ValidationError
+
+    from slimlab.bench import BenchConfig, gemm_peak, run_benchmark
+    from slimlab.bench.engine import pinned_threads
+
+    try:
+        try:
+            config = BenchConfig(
+                backends=_csv(backend, "--backend"),
+                batch_sizes=_csv(batch_sizes, "--batch-sizes", int),
+                scenarios=_csv(scenario, "--scenario"),
+                latency_budget_ms=latency_budget_ms,
+                max_queue_delay_ms=max_queue_delay_ms,
+                max_seconds=max_seconds,
+                loadgen_scale=loadgen_scale,
+                threads=threads,
+                dollars_per_hour=dollars_per_hour,
+                accuracy_margin=accuracy_margin,
+                latency_batch_size=1,
+            )
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise SlimlabError(f"`{where}`: {err['msg']}") from None
+        loaded, validation = _bench_input(model, dataset, input_shape, arch, accuracy)
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    if quick:
+        config = config.quick()
+    say = (lambda _m: None) if as_json else (lambda m: err_console.print(m, style="dim", highlight=False))
+    with pinned_threads(config.threads):  # the peak is measured with the threads the model runs with
+        peak = None
+        if calibrate:
+            small = {"size": 512, "min_time_s": 0.05} if quick else {}
+            peak = gemm_peak("cuda" if torch_cuda() else "cpu", refresh=recalibrate, **small)
+        records = run_benchmark(loaded, config, peak=peak, validation=validation, progress=say)
+    if as_json:
+        print(json.dumps(records, indent=1, default=str))
+    else:
+        print_bench(records)
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,319 @@
+"""Backends: one small interface, one class per runtime. A backend turns a LoadedModel into a `Prepared`
+model (a callable on a backend-native input, plus what it costs on disk), or raises `BackendSkipped` with a
+reason that ends up in the record; the run goes on with the other backends."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from slimlab.bench.loading import LoadedModel
+from slimlab.models.inference import model_device
+
+
+class BackendSkipped(Exception):
+    """This backend cannot run this model here; the message says why."""
+
+
+@dataclass
+class Prepared:
+    backend: str
+    device: str
+    run: Callable[[Any], Any]  # one inference on an input from `to_input`; this is what is timed
+    to_input: Callable[[torch.Tensor], Any]  # host tensor -> what `run` takes (done outside the timing)
+    to_numpy: Callable[[Any], np.ndarray]
+    synchronize: Callable[[], None] | None = None
+    size_bytes: int | None = None  # the model in this backend's on-disk format
+    info: dict = field(default_factory=dict)
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        return self.to_numpy(self.run(self.to_input(x)))
+
+
+class Backend(Protocol):
+    name: str
+    # (rtol, atol) against eager outputs; None where the backend changes numerics on purpose (int8).
+    tolerance: tuple[float, float] | None
+
+    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared: ...
+
+
+def _torch_io(module: torch.nn.Module) -> tuple[str, Callable, Callable | None]:
+    device = model_device(module)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    return str(device), (lambda x: x.to(device)), sync
+
+
+def _state_dict_size(module: torch.nn.Module) -> int:
+    from slimlab.evaluate.model_stats import serialized_size
+
+    return serialized_size(module)[0]
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+
+
+def torch_precision(module: torch.nn.Module) -> str:
+    """ "int8" when any layer runs quantized kernels (torch.ao quantized modules), else "fp32"."""
+    quantized = any(".quantized" in type(m).__module__ for m in module.modules())
+    return "int8" if quantized else "fp32"
+
+
+def onnx_precision(path: Path) -> str:
+    """ "int8" when the graph holds integer matmul/conv ops (what ORT's quantizers emit), else "fp32"."""
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
+    int8_ops = {"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeLinear"}
+    return "int8" if ops & int8_ops else "fp32"
+
+
+def _need_module(model: LoadedModel, backend: str) -> torch.nn.Module:
+    if model.module is None:
+        raise BackendSkipped(f"{backend} needs a PyTorch module; the input is a {model.source} file")
+    return model.module
+
+
+@dataclass(frozen=True)
+class EagerBackend:
+    name: str = "eager"
+    tolerance: tuple[float, float] | None = (0.0, 0.0)
+
+    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared:
+        module = _need_module(model, self.name).eval()
+        device, to_input, sync = _torch_io(module)
+
+        @torch.inference_mode()
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return module(x)
+
+        return Prepared(
+            self.name,
+            device,
+            run,
+            to_input,
+            lambda y: y.float().cpu().numpy(),
+            sync,
+            size_bytes=_state_dict_size(module),
+            info={"precision": torch_precision(module)},
+        )
+
+
+@dataclass(frozen=True)
+class CompileBackend:
+    """torch.compile with its defaults (inductor; shapes become dynamic after the first recompile, as for a
+    user who calls torch.compile). Compilation is lazy, so `prepare` runs the example once to surface
+    failures here rather than in the timed loop."""
+
+    name: str = "compile"
+    mode: str | None = None
+    tolerance: tuple[float, float] | None = (1e-4, 1e-5)
+
+    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared:
+        module = _need_module(model, self.name).eval()
+        device, to_input, sync = _torch_io(module)
+        try:
+            with warnings.catch_warnings():
+                # Inductor's first compile touches torch.jit.script_method internally (a DeprecationWarning
+                # on torch 2.13) that no caller can act on.
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                compiled = torch.compile(module, mode=self.mode)
+                with torch.inference_mode():
+                    compiled(to_input(example))
+        except Exception as e:
+            raise BackendSkipped(f"torch.compile failed: {_first_line(e)}") from None
+
+        @torch.inference_mode()
+        def run(x: torch.Tensor) -> torch.Tensor:
+            return compiled(x)
+
+        return Prepared(
+            self.name,
+            device,
+            run,
+            to_input,
+            lambda y: y.float().cpu().numpy(),
+            sync,
+            # Compiling changes the code, not the weights: what ships is the same state_dict.
+            size_bytes=_state_dict_size(module),
+            info={"mode": self.mode or "default", "precision": torch_precision(module)},
+        )
+
+
+# Preferred first. TensorRT and CUDA are used where onnxruntime was built with them and a GPU is visible.
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def choose_providers(available: list[str] | None = None) -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers() if available is None else available
+    # CUDA_VISIBLE_DEVICES="" hides the GPU from ORT's CUDA provider too; then only the CPU is honest.
+    gpu_hidden = os.environ.get("CUDA_VISIBLE_DEVICES") == ""
+    chosen = [
+        p for p in PROVIDER_PREFERENCE if p in available and not (gpu_hidden and p != PROVIDER_PREFERENCE[-1])
+    ]
+    if not chosen:
+        raise BackendSkipped(f"no usable execution provider among {available}")
+    return chosen
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """torch.onnx's exporter from torch.export (dynamo=True; the TorchScript exporter is deprecated), with a
+    dynamic batch axis."""
+    module = module.eval()
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    # The exporter logs one warning per torchvision op it cannot register when torchvision is absent.
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            # The exporter's own use of a deprecated pytree API warns on torch 2.13; nothing for us to fix.
+            warnings.filterwarnings("ignore", category=FutureWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                dynamo=True,
+                verbose=False,
+                input_names=["x"],
+                output_names=["y"],
+                dynamic_shapes=({0: batch},),
+                external_data=False,
+            )
+    finally:
+        registration.setLevel(level)
+    return path
+
+
+@dataclass(frozen=True)
+class OnnxRuntimeBackend:
+    """ONNX Runtime on the best available provider. `quantize="dynamic_int8"` runs ORT's own dynamic int8
+    quantization on the exported graph (a variant of this backend, not a separate one)."""
+
+    name: str = "onnxruntime"
+    quantize: str | None = None  # None | "dynamic_int8"
+    providers: tuple[str, ...] | None = None  # None: chosen from onnxruntime.get_available_providers()
+    workdir: Path | None = None  # where exported files go; a temporary directory by default
+    tolerance: tuple[float, float] | None = (1e-3, 1e-4)
+
+    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared:
+        try:
+            import onnxruntime as ort
+        except ImportError as e:
+            raise BackendSkipped(f"onnxruntime is not installed ({e})") from None
+        if self.workdir is not None:
+            workdir = Path(self.workdir)
+            workdir.mkdir(parents=True, exist_ok=True)
+            return self._prepare(ort, model, example, workdir, keep=True)
+        # The session holds the model in memory once built, so exported files need not outlive `prepare`.
+        with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as tmp:
+            return self._prepare(ort, model, example, Path(tmp), keep=False)
+
+    def _prepare(self, ort, model: LoadedModel, example: torch.Tensor, workdir: Path, keep: bool) -> Prepared:
+        path, exporter = model.onnx_path, "input file"
+        if path is None:
+            module = _need_module(model, self.name)
+            path = workdir / f"{model.name}.onnx"
+            try:
+                export_onnx(module, example.cpu(), path)
+            except Exception as e:
+                raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
+            exporter = "torch.onnx (dynamo)"
+        if self.quantize == "dynamic_int8":
+            path = self._quantize(path, workdir / f"{model.name}.int8.onnx")
+        elif self.quantize is not None:
+            raise ValueError(f"unknown ORT quantization {self.quantize!r}")
+        providers = list(self.providers) if self.providers else choose_providers()
+        options = ort.SessionOptions()
+        # Pin ORT's threads to torch's, so that backends are compared on the same cores.
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as e:
+            raise BackendSkipped(f"onnxruntime could not load the model: {_first_line(e)}") from None
+        input_name = session.get_inputs()[0].name
+        dtype = np.float16 if "float16" in session.get_inputs()[0].type else np.float32
+
+        def run(x: np.ndarray) -> np.ndarray:
+            return session.run(None, {input_name: x})[0]
+
+        used = session.get_providers()[0]
+        return Prepared(
+            self.name,
+            "cuda" if used in PROVIDER_PREFERENCE[:2] else "cpu",
+            run,
+            lambda x: x.detach().cpu().numpy().astype(dtype, copy=False),
+            lambda y: np.asarray(y, dtype=np.float32),
+            None,  # session.run returns after the outputs are on the host
+            size_bytes=path.stat().st_size,
+            info={
+                "provider": used,
+                "exporter": exporter,
+                "quantize": self.quantize,
+                "precision": onnx_precision(path),
+                "file": str(path) if keep or path == model.onnx_path else None,  # temporary files are gone
+            },
+        )
+
+    @staticmethod
+    def _quantize(src: Path, dst: Path) -> Path:
+        try:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            # quantize_dynamic logs a "consider pre-processing" hint on the root logger on every call.
+            logging.disable(logging.WARNING)
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        except Exception as e:
+            raise BackendSkipped(f"ORT dynamic int8 quantization failed: {_first_line(e)}") from None
+        finally:
+            logging.disable(logging.NOTSET)
+        return dst
+
+
+BACKENDS: dict[str, Callable[[], Backend]] = {
+    "eager": EagerBackend,
+    "compile": CompileBackend,
+    "onnxruntime": OnnxRuntimeBackend,
+    "onnxruntime-int8": lambda: OnnxRuntimeBackend(
+        name="onnxruntime-int8", quantize="dynamic_int8", tolerance=None
+    ),
+}
+
+
+def get_backend(name: str) -> Backend:
+    from slimlab.errors import UnknownNameError
+
+    if name not in BACKENDS:
+        raise UnknownNameError("backend", name, list(BACKENDS))
+    return BACKENDS[name]()
+
+
+def check_outputs(prepared: Prepared, reference: np.ndarray, example: torch.Tensor, tol) -> float:
+    """The largest |difference| from the reference (eager) outputs; raises BackendSkipped beyond `tol`."""
+    out = prepared(example)
+    if out.shape != reference.shape:
+        raise BackendSkipped(f"output shape {out.shape} differs from eager's {reference.shape}")
+    diff = float(np.max(np.abs(out - reference))) if out.size else 0.0
+    if tol is not None:
+        rtol, atol = tol
+        if not np.allclose(out, reference, rtol=rtol, atol=atol):
+            raise BackendSkipped(
+                f"outputs differ from eager: max |Δ| = {diff:.3g} (rtol={rtol}, atol={atol})"
+            )
+    return diff

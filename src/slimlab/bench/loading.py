@@ -1,0 +1,248 @@
+"""What `slimlab bench` can benchmark, loaded without ever unpickling arbitrary code.
+
+- a reference model by name (`slimlab.models.build_model`), or any nn.Module passed in from Python;
+- an ONNX file, validated with `onnx.checker` before a session is built;
+- a `torch.export` program (`.pt2`). `torch.export.load` unpickles some payloads with
+  `weights_only=False` and `pickle.loads` (custom and opaque objects), so the archive is inspected first and
+  refused unless every pickled payload in it loads with `weights_only=True`;
+- a state-dict file (`.pt`, `.pth`) read with `torch.load(weights_only=True)` into a named architecture.
+
+A saved slimlab trial is not an input yet: trials are not stored as files until the experiment store lands.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from slimlab.errors import DataFileError
+
+ONNX_SUFFIXES = (".onnx",)
+EXPORT_SUFFIXES = (".pt2",)
+STATE_DICT_SUFFIXES = (".pt", ".pth")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the backends: a PyTorch module, an ONNX file, or both (an exported module keeps its
+    module, and the ONNX backend exports it itself)."""
+
+    name: str
+    input_shape: tuple[int, ...]  # one sample's shape, without the batch axis
+    module: nn.Module | None = None
+    onnx_path: Path | None = None
+    source: str = "module"  # "module" | "reference" | "onnx" | "pt2" | "state_dict"
+    meta: dict = field(default_factory=dict)
+
+
+def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "model") -> LoadedModel:
+    return LoadedModel(name=name, input_shape=tuple(input_shape), module=module.eval(), source="module")
+
+
+def from_reference(
+    name: str, input_shape: tuple[int, ...], num_classes: int, params: dict | None = None, seed: int = 0
+) -> LoadedModel:
+    """A reference model, randomly initialised under `seed` (timing does not depend on weight values)."""
+    from slimlab.models import build_model
+
+    torch.manual_seed(seed)
+    module = build_model(name, params or {}, tuple(input_shape), num_classes)
+    return LoadedModel(name=name, input_shape=tuple(input_shape), module=module.eval(), source="reference")
+
+
+def load_onnx(path: Path) -> LoadedModel:
+    """An ONNX file, checked by onnx.checker. Its input shape is read from the graph (the batch axis
+    dropped); a non-static sample shape is refused with a message that says so."""
+    try:
+        import onnx
+    except ImportError:
+        raise DataFileError(
+            f"{path}: reading ONNX files needs the onnx package (pip install 'slimlab[onnx]')"
+        ) from None
+
+    path = Path(path)
+    _must_exist(path)
+    try:
+        proto = onnx.load(str(path))
+        onnx.checker.check_model(proto)
+    except Exception as e:  # onnx raises DecodeError, ValidationError, ... for a corrupt file
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataFileError(f"{path}: not a valid ONNX model ({first_line})") from None
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise DataFileError(f"{path}: slimlab benchmarks models with one input; this one has {len(inputs)}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    sample = [d.dim_value for d in dims[1:]]
+    if not dims or any(v <= 0 for v in sample):
+        raise DataFileError(f"{path}: the input's sample shape must be static; got {_dims(dims)}")
+    return LoadedModel(
+        name=path.stem, input_shape=tuple(sample), onnx_path=path, source="onnx", meta={"file": str(path)}
+    )
+
+
+def _dims(dims) -> str:
+    return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
+
+
+def safe_torch_load(path: Path | io.BytesIO, what: str) -> object:
+    """torch.load restricted to tensors and plain containers. A file that needs arbitrary Python objects
+    (a pickled nn.Module, or a payload crafted to run code) is refused before anything in it runs."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        # weights_only=True raises UnpicklingError for any global outside its allow-list; other errors mean
+        # the file is not a torch file at all. Either way nothing from the file was executed.
+        raise DataFileError(
+            f"{what}: refused: slimlab loads only tensors from torch files (torch.load weights_only=True), "
+            f"and this file needs more ({_load_failure(e)}). Save a state_dict, or export with torch.export "
+            "or ONNX."
+        ) from None
+
+
+def _load_failure(e: Exception) -> str:
+    """The one informative line of torch.load's long weights_only message (which global was refused)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    for line in text.splitlines():
+        if "Unsupported global" in line or "Unsupported operand" in line:
+            return (
+                line.strip().split(" was not an allowed global")[0].removeprefix("WeightsUnpickler error: ")
+            )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:200] if lines else type(e).__name__
+
+
+def load_state_dict_file(
+    path: Path, arch: str, input_shape: tuple[int, ...], num_classes: int, params: dict | None = None
+) -> LoadedModel:
+    """Weights from a state-dict file, into the reference architecture `arch`."""
+    path = Path(path)
+    _must_exist(path)
+    state = safe_torch_load(path, str(path))
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]  # a common checkpoint layout
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataFileError(f"{path}: expected a state_dict (a mapping of names to tensors)")
+    loaded = from_reference(arch, input_shape, num_classes, params)
+    assert loaded.module is not None
+    try:
+        loaded.module.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataFileError(f"{path}: does not fit model {arch!r}: {str(e).splitlines()[0]}") from None
+    loaded.name, loaded.source, loaded.meta = path.stem, "state_dict", {"file": str(path), "arch": arch}
+    return loaded
+
+
+def load_exported_program(path: Path) -> LoadedModel:
+    """A `torch.export` archive, inspected first (see `check_pt2_archive`), then loaded."""
+    path = Path(path)
+    _must_exist(path)
+    check_pt2_archive(path)
+    try:
+        program = torch.export.load(str(path))
+    except Exception as e:
+        raise DataFileError(f"{path}: torch.export.load failed: {str(e).strip().splitlines()[0]}") from None
+    args = program.example_inputs[0] if program.example_inputs else ()
+    if len(args) != 1 or not isinstance(args[0], torch.Tensor):
+        raise DataFileError(f"{path}: slimlab benchmarks programs with one tensor input")
+    return LoadedModel(
+        name=path.stem,
+        input_shape=tuple(args[0].shape[1:]),
+        module=ExportedModule(program.module()),
+        source="pt2",
+        meta={"file": str(path)},
+    )
+
+
+class ExportedModule(nn.Module):
+    """A torch.export program as an ordinary module. The program's own module refuses .eval()/.train()
+    (it has no modes: it was captured in one), so those set this wrapper's flag and stop there."""
+
+    def __init__(self, program_module: nn.Module):
+        super().__init__()
+        self.program = program_module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.program(x)
+
+    def train(self, mode: bool = True) -> ExportedModule:
+        self.training = mode
+        return self
+
+
+# Constants whose names start with these are read by torch.export.load through pickle.loads or the
+# TorchScript unpickler: arbitrary code, refused outright.
+_UNSAFE_CONSTANT_PREFIXES = ("custom_obj", "opaque_obj")
+
+
+def check_pt2_archive(path: Path) -> None:
+    """Refuse a .pt2 archive unless every pickled payload in it is plain tensors.
+
+    torch 2.x's `torch.export.load` reads weights marked `use_pickle` and legacy weight files with
+    `torch.load(weights_only=False)`, falls back to it for sample inputs, and unpickles custom/opaque
+    constants with no restriction. So before loading: every nested torch file (a zip, `PK` magic) or
+    `.pt`/`.pkl` member must load with weights_only=True, and custom/opaque constants are refused."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DataFileError(f"{path}: not a torch.export archive ({e})") from None
+    with archive:
+        for info in archive.infolist():
+            name = info.filename
+            base = name.rsplit("/", 1)[-1]
+            if "/constants/" in f"/{name}" and base.startswith(_UNSAFE_CONSTANT_PREFIXES):
+                raise DataFileError(
+                    f"{path}: refused: the archive holds a pickled Python object ({name}), which "
+                    "torch.export.load would unpickle without restriction"
+                )
+            data = archive.read(info)
+            if name.endswith("_config.json"):
+                _check_payload_config(path, name, data)
+            if data.startswith(b"PK\x03\x04") or base.endswith((".pt", ".pkl", ".pth")):
+                safe_torch_load(io.BytesIO(data), f"{path} (member {name})")
+
+
+def _check_payload_config(path: Path, name: str, data: bytes) -> None:
+    # A pickled weight is loaded with weights_only=False; its bytes are checked by the caller's loop, but a
+    # config that points at a member that is not a torch file at all is refused here.
+    try:
+        config = json.loads(data).get("config", {})
+    except (json.JSONDecodeError, AttributeError):
+        raise DataFileError(f"{path}: corrupt archive member {name}") from None
+    for entry in config.values():
+        if isinstance(entry, dict) and str(entry.get("path_name", "")).startswith(_UNSAFE_CONSTANT_PREFIXES):
+            raise DataFileError(f"{path}: refused: the archive holds a pickled Python object ({name})")
+
+
+def load_model_file(
+    path: Path,
+    *,
+    arch: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    num_classes: int | None = None,
+) -> LoadedModel:
+    """Dispatch on the file's suffix. A state-dict file needs `arch`, `input_shape` and `num_classes`."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in ONNX_SUFFIXES:
+        return load_onnx(path)
+    if suffix in EXPORT_SUFFIXES:
+        return load_exported_program(path)
+    if suffix in STATE_DICT_SUFFIXES:
+        if arch is None or input_shape is None or num_classes is None:
+            raise DataFileError(f"{path}: a state-dict file needs the architecture (e.g. --arch cnn1d)")
+        return load_state_dict_file(path, arch, input_shape, num_classes)
+    known = ", ".join(ONNX_SUFFIXES + EXPORT_SUFFIXES + STATE_DICT_SUFFIXES)
+    raise DataFileError(f"{path}: unknown model file type {suffix!r}; known: {known}")
+
+
+def _must_exist(path: Path) -> None:
+    if not path.is_file():
+        raise DataFileError(f"{path}: not found")

@@ -1,0 +1,118 @@
+"""Every backend runs a tiny model and agrees with eager; one that cannot run says why and the run goes on."""
+
+import numpy as np
+import pytest
+import torch
+
+from slimlab.bench import engine
+from slimlab.bench.accuracy import accuracy_by_backend, flag_drops
+from slimlab.bench.backends import (
+    BackendSkipped,
+    CompileBackend,
+    EagerBackend,
+    OnnxRuntimeBackend,
+    check_outputs,
+    choose_providers,
+    get_backend,
+)
+from slimlab.bench.config import BenchConfig
+from slimlab.bench.loading import LoadedModel, from_module, from_reference
+from slimlab.errors import UnknownNameError
+from slimlab.treatments import DynamicInt8, apply
+
+FAST = {"min_time_s": 0.005, "min_iters": 5, "warmup_iters": 1}
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    return from_reference("mlp", (40,), 10, {"hidden": [16]})
+
+
+def _eager(model, x):
+    with torch.inference_mode():
+        return model.module(x).numpy()
+
+
+@pytest.mark.parametrize("name", ["eager", "onnxruntime"])
+def test_backend_matches_eager(mlp, name):
+    prepared = get_backend(name).prepare(mlp, torch.randn(2, 40))
+    for batch in (1, 7):  # the exported graph has a dynamic batch axis
+        x = torch.randn(batch, 40)
+        np.testing.assert_allclose(prepared(x), _eager(mlp, x), rtol=1e-4, atol=1e-5)
+    assert prepared.size_bytes and prepared.size_bytes > 0
+
+
+def test_ort_int8_is_close_but_not_held_to_fp32_tolerance(mlp):
+    prepared = get_backend("onnxruntime-int8").prepare(mlp, torch.randn(2, 40))
+    x = torch.randn(64, 40)
+    out, ref = prepared(x), _eager(mlp, x)
+    assert np.max(np.abs(out - ref)) < 0.1 * np.max(np.abs(ref))
+    assert (out.argmax(1) == ref.argmax(1)).mean() > 0.8
+    fp32 = get_backend("onnxruntime").prepare(mlp, torch.randn(2, 40))
+    assert prepared.size_bytes < fp32.size_bytes  # int8 weights are smaller on disk
+    assert (prepared.info["precision"], fp32.info["precision"]) == ("int8", "fp32")  # which peak applies
+
+
+def test_compile_matches_eager(mlp):
+    prepared = CompileBackend().prepare(mlp, torch.randn(2, 40))
+    for batch in (2, 5):
+        x = torch.randn(batch, 40)
+        np.testing.assert_allclose(prepared(x), _eager(mlp, x), rtol=1e-4, atol=1e-5)
+
+
+def test_quantized_torch_model_is_skipped_on_onnxruntime_with_a_reason(mlp):
+    int8 = from_module(apply(mlp.module, DynamicInt8()), (40,), "mlp-int8")
+    with pytest.raises(BackendSkipped, match="ONNX export failed"):
+        OnnxRuntimeBackend().prepare(int8, torch.randn(2, 40))
+    assert EagerBackend().prepare(int8, torch.randn(2, 40)).info["precision"] == "int8"
+    records = engine.run_benchmark(
+        int8, BenchConfig(backends=["eager", "onnxruntime"], scenarios=["single-stream"], **FAST)
+    )
+    assert [(r["backend"], r["status"]) for r in records] == [("eager", "ok"), ("onnxruntime", "skipped")]
+    assert "ONNX export failed" in records[1]["reason"]
+
+
+def test_onnx_input_skips_torch_backends():
+    with pytest.raises(BackendSkipped, match="needs a PyTorch module; the input is a onnx file"):
+        EagerBackend().prepare(LoadedModel("m", (4,), source="onnx"), torch.randn(1, 4))
+
+
+def test_wrong_outputs_are_caught(mlp):
+    prepared = EagerBackend().prepare(mlp, torch.randn(2, 40))
+    x = torch.randn(3, 40)
+    reference = _eager(mlp, x)
+    assert check_outputs(prepared, reference, x, (1e-4, 1e-5)) == 0.0
+    with pytest.raises(BackendSkipped, match="outputs differ from eager"):
+        check_outputs(prepared, reference + 1.0, x, (1e-4, 1e-5))
+
+
+def test_providers_are_chosen_from_what_is_available(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert choose_providers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert choose_providers(
+        ["CPUExecutionProvider", "TensorrtExecutionProvider", "CUDAExecutionProvider"]
+    ) == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    with pytest.raises(BackendSkipped, match="no usable execution provider"):
+        choose_providers(["AzureExecutionProvider"])
+
+
+def test_unknown_backend_lists_the_known_ones():
+    with pytest.raises(UnknownNameError, match="known: compile, eager, onnxruntime"):
+        get_backend("tensorflow")
+
+
+def test_accuracy_by_backend_flags_a_drop(mlp):
+    x = np.random.default_rng(0).standard_normal((200, 40)).astype(np.float32)
+    y = _eager(mlp, torch.as_tensor(x)).argmax(1)  # labels the fp32 model gets all right
+    out = accuracy_by_backend(mlp, x, y, [EagerBackend(), get_backend("onnxruntime")], margin=0.01)
+    assert [e["accuracy"] for e in out] == [1.0, 1.0]
+    assert not any(e["accuracy_flagged"] for e in out)
+    flagged = flag_drops(
+        [{"backend": "eager", "accuracy": 0.9}, {"backend": "x", "accuracy": 0.85}], "eager", 0.01
+    )
+    assert flagged[1]["accuracy_flagged"] and flagged[1]["accuracy_drop"] == pytest.approx(0.05)
