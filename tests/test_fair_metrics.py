@@ -19,7 +19,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 from slimlab.data.dataset import Dataset, Split
 from slimlab.evaluate.cie import cie_summary, compression_identified_exemplars, modal_predictions
-from slimlab.evaluate.fairness import audit_variant, compression_impact, disparities
+from slimlab.evaluate.fairness import audit_variant, compression_impact, disparities, fast_disparities
 from slimlab.evaluate.groups import expected_calibration_error, group_metrics, ranked, wilson
 from slimlab.evaluate.reliability import data_reliability
 
@@ -81,6 +81,13 @@ def test_disparities_agree_with_fairlearn(binary_data):
     by_group = {g: (pred[labels == g] == y[labels == g]).mean() for g in "abc"}
     assert ours["worst_group"] == "c" and ours["worst_group_accuracy"] == pytest.approx(by_group["c"])
     assert ours["accuracy_gap"] == pytest.approx(max(by_group.values()) - min(by_group.values()))
+    for rankable in (["a", "b", "c"], ["a", "c"]):
+        fast = fast_disparities(y, pred, labels, rankable, binary=True)
+        slow = disparities(y, pred, labels, rankable, binary=True)
+        assert fast["worst_group"] == slow["worst_group"]
+        for key, value in slow.items():
+            if key != "worst_group":
+                assert fast[key] == pytest.approx(value, abs=1e-12), key
     # Leaving c out (as a small group would be) changes the answer: it is computed on a and b only.
     without_c = disparities(y, pred, labels, ["a", "b"], binary=True)
     keep = labels != "c"
