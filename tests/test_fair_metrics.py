@@ -19,8 +19,20 @@ from statsmodels.stats.proportion import proportion_confint
 
 from slimlab.data.dataset import Dataset, Split
 from slimlab.evaluate.cie import cie_summary, compression_identified_exemplars, modal_predictions
-from slimlab.evaluate.fairness import audit_variant, compression_impact, disparities, fast_disparities
-from slimlab.evaluate.groups import expected_calibration_error, group_metrics, ranked, wilson
+from slimlab.evaluate.fairness import (
+    audit_variant,
+    compression_impact,
+    disparities,
+    fast_disparities,
+    inferior_groups,
+)
+from slimlab.evaluate.groups import (
+    expected_calibration_error,
+    group_metrics,
+    ranked,
+    trial_group_metrics,
+    wilson,
+)
 from slimlab.evaluate.reliability import data_reliability
 
 
@@ -64,6 +76,7 @@ def test_group_metrics_agree_with_fairlearn(binary_data):
         k = round(ours[group]["tpr"]["value"] * ours[group]["tpr"]["n"])
         assert ours[group]["tpr"]["ci"] == pytest.approx(list(wilson(k, ours[group]["tpr"]["n"])))
     assert ours["a"]["error_rate"]["value"] == pytest.approx(1 - ours["a"]["accuracy"]["value"])
+    assert trial_group_metrics(y, pred, {"g": labels}, num_classes=2) == {"g": ours}
 
 
 def test_disparities_agree_with_fairlearn(binary_data):
@@ -175,6 +188,7 @@ def test_compression_impact_holm_over_groups_and_variants():
         expected = multipletests([r[key] for r in family], method="holm")[1]
         assert [r[f"{key}_holm"] for r in family] == pytest.approx(list(expected))
     assert result["most_hurt"][0]["group"] == "g3"
+    assert [g["group"] for g in inferior_groups(result, "pruned")] == ["g3"]
     # Holm makes the verdicts harder to earn than the per-group CI alone.
     for r in family:
         if r["verdict"] == "inferior":

@@ -31,6 +31,7 @@ def _section(reliability: bool = False) -> dict:
         dense = np.where(rng.random(n) < 0.85, y, 1 - y)
         pruned = np.where(rng.random(n) < 0.1, 1 - dense, dense)
         for variant, pred in ((HOSTILE, dense), ("pruned", pruned)):
+            probs = np.where(pred[:, None] == np.arange(2), 0.8, 0.2)  # confident: 0.8 on the predicted class
             trials.append(
                 {
                     "variant": variant,
@@ -38,6 +39,7 @@ def _section(reliability: bool = False) -> dict:
                     "dataset": "toy",
                     "status": "ok",
                     "predictions": pred.tolist(),
+                    "probabilities": probs.tolist(),
                 }
             )
     return fairness_section(trials, data, baseline=HOSTILE, margin=0.01, reliability=reliability)
@@ -54,6 +56,10 @@ def test_section_is_strict_json_with_the_expected_parts():
     assert verdicts["tiny"] == "small_n"
     assert section["cie"]["pruned"]["count"] > 0
     assert set(section["reliability"]["groups"]) == {"caste", 'lang" onload="x'}
+    # Calibration from the stored probabilities: confidence is 0.8 everywhere, so ECE = |accuracy - 0.8|.
+    assert section["calibration"]
+    a = section["per_variant"]["pruned"]["caste"]["groups"]["A"]
+    assert a["ece"]["value"] == pytest.approx(np.mean([abs(v - 0.8) for v in a["accuracy"]["per_seed"]]))
 
 
 def test_hostile_group_names_are_escaped_in_the_fragment():
@@ -62,6 +68,7 @@ def test_hostile_group_names_are_escaped_in_the_fragment():
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "&amp; co" in html
     assert html.count("data:image/png;base64,") == 2  # one figure per attribute, drawn despite the $...$
+    assert "ECE</th>" in html
 
 
 @pytest.fixture

@@ -146,16 +146,18 @@ def _nan_none(value: float) -> float | None:
 
 
 def predictions_by_variant(
-    trials: Sequence[Mapping], dataset: str | None = None
+    trials: Sequence[Mapping], dataset: str | None = None, key: str = "predictions"
 ) -> dict[str, dict[int, np.ndarray]]:
-    """{variant: {seed: predictions}} of the finished trials (of one dataset, when given)."""
+    """{variant: {seed: trial[key]}} of the finished trials (of one dataset, when given). `key` is
+    "predictions" (labels) or "probabilities" (class probabilities, when the runner stores them)."""
     out: dict[str, dict[int, np.ndarray]] = {}
     for t in trials:
-        if t.get("status") != "ok" or t.get("predictions") is None:
+        if t.get("status") != "ok" or t.get(key) is None:
             continue
         if dataset is not None and t.get("dataset") != dataset:
             continue
-        out.setdefault(t["variant"], {})[int(t["seed"])] = np.asarray(t["predictions"], dtype=np.int64)
+        dtype = np.int64 if key == "predictions" else float
+        out.setdefault(t["variant"], {})[int(t["seed"])] = np.asarray(t[key], dtype=dtype)
     return out
 
 
@@ -168,10 +170,14 @@ def audit_variant(
     min_n: int = MIN_N,
     max_ci_width: float | None = MAX_CI_WIDTH,
     confidence: float = 0.95,
+    probabilities: Mapping[int, np.ndarray] | None = None,
 ) -> dict[str, dict]:
     """{attribute: {groups: per-group metrics over seeds, ranked: worst first, small: [...],
-    disparities: ...}} for one variant."""
+    disparities: ...}} for one variant. With `probabilities` for every seed, also the ECE per group."""
     preds = [predictions[s] for s in sorted(predictions)]
+    probs = None
+    if probabilities and set(probabilities) >= set(predictions):
+        probs = [probabilities[s] for s in sorted(predictions)]
     out = {}
     for attribute, labels in groups.items():
         per_group = group_metrics_over_seeds(
@@ -182,6 +188,7 @@ def audit_variant(
             min_n=min_n,
             max_ci_width=max_ci_width,
             confidence=confidence,
+            probabilities=probs,
         )
         order = ranked(per_group)
         out[attribute] = {
@@ -318,3 +325,13 @@ def _holm_verdicts(rows: list[dict], alpha: float) -> None:
             r["verdict"] = "inferior"
         else:
             r["verdict"] = "inconclusive"
+
+
+def inferior_groups(impact: Mapping, variant: str) -> list[dict]:
+    """The groups that `variant` makes inferior (Holm-corrected), from a `compression_impact` result: the
+    constraint an accuracy-aware search can impose ("no group is inferior") is `not inferior_groups(...)`."""
+    return [
+        {k: r[k] for k in ("attribute", "group", "n", "delta", "ci", "p_inferiority_holm")}
+        for r in impact["rows"]
+        if r["variant"] == variant and r["verdict"] == "inferior"
+    ]

@@ -127,25 +127,31 @@ def group_metrics_over_seeds(
     min_n: int = MIN_N,
     max_ci_width: float | None = MAX_CI_WIDTH,
     confidence: float = 0.95,
+    probabilities: Sequence[np.ndarray] | None = None,
 ) -> dict[str, dict]:
     """Per-group metrics of one variant over its seeds (same test set): for each rate the mean over seeds,
     the Wilson interval at that mean with the group's n (test-set uncertainty), the seed sd (training
-    spread), and the per-seed values."""
+    spread), and the per-seed values. With `probabilities` (one (n, classes) array per seed, in the order
+    of `predictions`), also the ECE: its mean and sd over seeds (no interval)."""
     preds = list(predictions.values()) if isinstance(predictions, Mapping) else list(predictions)
     if not preds:
         return {}
+    probs = list(probabilities) if probabilities is not None else [None] * len(preds)
+    if len(probs) != len(preds):
+        raise ValueError(f"{len(probs)} probability arrays for {len(preds)} prediction vectors")
     per_seed = [
         group_metrics(
             y_true,
             p,
             labels,
+            probs=None if q is None else np.asarray(q, dtype=float),
             num_classes=num_classes,
             positive=positive,
             min_n=min_n,
             max_ci_width=max_ci_width,
             confidence=confidence,
         )
-        for p in preds
+        for p, q in zip(preds, probs, strict=True)
     ]
     out = {}
     for group, first in per_seed[0].items():
@@ -168,6 +174,15 @@ def group_metrics_over_seeds(
             lo, hi = wilson(mean * trials, trials, confidence)
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
             entry[rate] = {"value": mean, "ci": [lo, hi], "n": trials, "seed_sd": sd, "per_seed": values}
+        if "ece" in first:
+            values = [s[group]["ece"]["value"] for s in per_seed]
+            sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
+            entry["ece"] = {
+                "value": float(np.mean(values)),
+                "ci": [None, None],
+                "seed_sd": sd,
+                "per_seed": values,
+            }
         entry["small_n"] = is_small(entry["n"], entry["accuracy"]["ci"], min_n, max_ci_width)
         out[group] = entry
     return out
@@ -177,3 +192,19 @@ def ranked(groups: Mapping[str, dict]) -> list[str]:
     """The groups that may be ranked (not small_n), worst accuracy first."""
     ok = [g for g, m in groups.items() if not m["small_n"] and m["accuracy"]["value"] is not None]
     return sorted(ok, key=lambda g: groups[g]["accuracy"]["value"])
+
+
+def trial_group_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    groups: Mapping[str, np.ndarray],
+    *,
+    num_classes: int,
+    probs: np.ndarray | None = None,
+    min_n: int = MIN_N,
+) -> dict[str, dict[str, dict]]:
+    """{attribute: {group: metrics}} of one trial: what a trial record's `groups` field holds."""
+    return {
+        attribute: group_metrics(y_true, y_pred, labels, probs=probs, num_classes=num_classes, min_n=min_n)
+        for attribute, labels in groups.items()
+    }

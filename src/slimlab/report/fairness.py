@@ -66,9 +66,16 @@ def fairness_section(
     preds = predictions_by_variant(trials, data.name)
     variants = [v for v in dict.fromkeys(t["variant"] for t in trials if t.get("dataset") == data.name)]
     variants = [v for v in variants if v in preds]
+    probabilities = predictions_by_variant(trials, data.name, key="probabilities")
     audits = {
         v: audit_variant(
-            y, preds[v], groups, num_classes=data.num_classes, min_n=min_n, max_ci_width=max_ci_width
+            y,
+            preds[v],
+            groups,
+            num_classes=data.num_classes,
+            min_n=min_n,
+            max_ci_width=max_ci_width,
+            probabilities=probabilities.get(v),
         )
         for v in variants
     }
@@ -104,6 +111,7 @@ def fairness_section(
         "baseline": baseline,
         "test_n": len(y),
         "binary": data.num_classes == 2,
+        "calibration": bool(probabilities),  # ECE per group, when the trials stored class probabilities
         "classes": data.meta.get("classes"),
         "groups": list(groups),
         "variants": variants,
@@ -186,7 +194,7 @@ def attribute_plot(section: dict, attribute: str) -> str:
     variants = section["variants"]
     baseline = section["baseline"]
     names = list(section["per_variant"][variants[0]][attribute]["groups"])
-    fig = Figure(figsize=(12.5, 0.6 + 0.38 * len(names) * max(1, len(variants)) / 2.2))
+    fig = Figure(figsize=(12.5, max(3.0, 0.9 + 0.38 * len(names) * max(1, len(variants)) / 2.2)))
     axes = fig.subplots(1, 3, sharey=True)
     y = np.arange(len(names))
     width = 0.8 / max(1, len(variants))
@@ -198,7 +206,7 @@ def attribute_plot(section: dict, attribute: str) -> str:
         axes[0].barh(
             y + i * width, acc, width, xerr=err, color=_COLORS[i % len(_COLORS)], label=_label(v), capsize=2
         )
-    axes[0].set_xlabel("test accuracy (mean over seeds, Wilson 95%)")
+    axes[0].set_xlabel("test accuracy\n(mean over seeds, Wilson 95%)", fontsize=9)
     lo = min(
         (
             min(r["accuracy"]["ci"][0] or 1 for r in a[attribute]["groups"].values())
@@ -225,12 +233,11 @@ def attribute_plot(section: dict, attribute: str) -> str:
         if v in section["cie"]:
             axes[2].axvline(section["cie"][v]["rate"], color=color, linestyle=":", linewidth=1)
     axes[1].axvline(0, color="black", linewidth=0.8)
-    axes[1].axvline(
-        -section["settings"]["margin"], color="tab:red", linestyle="--", linewidth=1, label="-margin"
+    axes[1].axvline(-section["settings"]["margin"], color="tab:red", linestyle="--", linewidth=1)
+    axes[1].set_xlabel(f"accuracy change vs {_label(baseline)}\n(CI over seeds; dashed: -margin)", fontsize=9)
+    axes[2].set_xlabel(
+        "share of the group's samples that are CIEs\n(Wilson 95%; dotted: overall)", fontsize=9
     )
-    axes[1].set_xlabel(f"accuracy change vs {_label(baseline)} (CI over seeds)")
-    axes[1].legend(fontsize=7, loc="lower left")
-    axes[2].set_xlabel("CIE rate (dotted: overall)")
     axes[0].set_yticks(
         y + 0.4 - width / 2, [_label(g) + (" (small n)" if g in small else "") for g in names], fontsize=8
     )
