@@ -188,3 +188,27 @@ def test_mnist1d_groups_small_noisy_region():
     np.testing.assert_array_equal(data.test.groups["class"], data.test.y.astype(str))
     again = load_dataset(DataConfig(name="mnist1d_groups", num_samples=1000), seed=3)
     np.testing.assert_array_equal(again.test.groups["region"], data.test.groups["region"])
+
+
+def test_parquet_needs_pyarrow_or_reads(tmp_path):
+    import importlib.util
+
+    frame = _write_csv(tmp_path / "people.csv")
+    path = tmp_path / "people.parquet"
+    if importlib.util.find_spec("pyarrow") is None and importlib.util.find_spec("fastparquet") is None:
+        path.write_bytes(b"PAR1")
+        with pytest.raises(DataFileError, match=r"people\.parquet: reading parquet needs pyarrow"):
+            load_dataset(DataConfig(name="csv", path=str(path), target="label"), seed=0)
+    else:
+        frame.to_parquet(path)
+        options = DataConfig(name="csv", path=str(path), target="label", group_columns=["caste", "district"])
+        assert len(load_dataset(options, seed=0).test) == 24
+
+
+def test_unknown_file_type_and_unreadable_table(tmp_path):
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
+    with pytest.raises(DataFileError, match=r"data\.xlsx: unknown file type"):
+        load_dataset(DataConfig(name="csv", path=str(tmp_path / "data.xlsx"), target="y"), seed=0)
+    (tmp_path / "empty.csv").write_text("a,b\n")
+    with pytest.raises(DataFileError, match=r"empty\.csv: the table has no rows"):
+        load_dataset(DataConfig(name="csv", path=str(tmp_path / "empty.csv"), target="a"), seed=0)

@@ -52,6 +52,7 @@ class DataConfig(Section):
     val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="held out of train for validation")
     split_seed: int = Field(default=0, ge=0, description="fixes the test split; the trial seed fixes val")
     # Tabular data with groups (name = "csv" for a user's file; "adult" has defaults for all of these).
+    # Relative paths (path, test_path, group_map) are resolved against the working directory.
     path: str | None = Field(default=None, description="a CSV/TSV/parquet file (name = 'csv')")
     test_path: str | None = Field(
         default=None, description="a separate test file; else test_fraction of path"

@@ -8,6 +8,16 @@ only on `data.split_seed`, never on the trial seed, so `load_dataset(data_config
 gives the same test labels and groups; `fairness_sections(config, trials)` does exactly that for every
 dataset of an experiment. The plots are drawn from the section itself when rendering, so results.json
 holds numbers only.
+
+Wiring into a run (done by the caller; this module imports neither experiment nor cli):
+
+    from slimlab.report.fairness import fairness_sections, render_fairness_html
+    fairness = fairness_sections(config, trials)          # {} for datasets without groups
+    results["fairness"] = fairness                         # strict JSON, next to "comparisons"
+    html_fragments = [render_fairness_html(s) for s in fairness.values()]   # into report.html
+
+A trial record may also carry "probabilities" (one list of class probabilities per test sample); the
+section then adds the expected calibration error per group.
 """
 
 from __future__ import annotations
