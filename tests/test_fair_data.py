@@ -45,9 +45,7 @@ def test_adult_scaler_fitted_on_train_only(adult):
 
 def test_adult_groups_can_be_features_and_configured():
     data = load_dataset(
-        DataConfig(
-            name="adult", num_samples=1000, group_columns=["sex"], intersections=[], feature_groups=True
-        ),
+        DataConfig(name="adult", num_samples=1000, group_columns=["sex"], feature_groups=True),
         seed=0,
     )
     assert set(data.test.groups) == {"sex"}

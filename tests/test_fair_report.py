@@ -71,6 +71,36 @@ def test_hostile_group_names_are_escaped_in_the_fragment():
     assert "ECE</th>" in html
 
 
+def test_multiclass_section_with_the_class_as_a_group():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, size=300)
+    split = Split(rng.normal(size=(300, 2)).astype(np.float32), y, {"class": y.astype(str)})
+    data = Dataset("three", split, split.subset(np.arange(10)), split, 3, {})
+    trials = [
+        {
+            "variant": v,
+            "seed": s,
+            "dataset": "three",
+            "status": "ok",
+            "predictions": np.where(rng.random(300) < acc, y, 0),
+        }
+        for s in range(2)
+        for v, acc in (("dense", 0.9), ("small", 0.7))
+    ]
+    section = fairness_section(trials, data, baseline="dense", margin=0.01, reliability=False)
+    assert not section["binary"]
+    per_class = section["per_variant"]["dense"]["class"]["groups"]
+    assert (
+        "tpr" not in per_class["1"]
+    )  # TPR/FPR are for binary tasks; per-class accuracy is the class's recall
+    assert (
+        section["per_variant"]["dense"]["class"]["disparities"]["demographic_parity_difference"]["mean"]
+        is None
+    )
+    html = render_fairness_html(section, plots=False)
+    assert "TPR" not in html and "By class" in html
+
+
 @pytest.fixture
 def adult_toml(tmp_path):
     path = tmp_path / "fair.toml"

@@ -43,6 +43,13 @@ RENAME = {"native-country": "region"}
 AGE_BANDS = [(17, 25), (25, 45), (45, 65), (65, 200)]  # [lo, hi)
 
 
+def default_intersections(group_columns: list[str]) -> list[str]:
+    """The default intersections whose parts are all among the chosen group columns."""
+    from slimlab.data.groups import split_intersection
+
+    return [i for i in DEFAULT_INTERSECTIONS if set(split_intersection(i)) <= set(group_columns)]
+
+
 def files_dir():
     return resources.files("slimlab.data") / "files"
 

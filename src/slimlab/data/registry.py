@@ -131,7 +131,7 @@ def _adult(options: DataOptions, seed: int) -> Dataset:
         val_fraction=options.val_fraction,
         seed=seed,
         group_map=_group_map(options, adult.default_group_map() if "native-country" in groups else None),
-        intersections=_option(options, "intersections", adult.DEFAULT_INTERSECTIONS),
+        intersections=_option(options, "intersections", adult.default_intersections(groups)),
         feature_groups=feature_groups,
         drop=drop,
         rename_groups=adult.RENAME,
