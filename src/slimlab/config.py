@@ -9,7 +9,15 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from slimlab.bench.config import BenchConfig
@@ -43,6 +51,23 @@ class DataConfig(Section):
     test_fraction: float | None = Field(default=None, gt=0, lt=1, description="default: the dataset's split")
     val_fraction: float = Field(default=0.1, gt=0, lt=0.5, description="held out of train for validation")
     split_seed: int = Field(default=0, ge=0, description="fixes the test split; the trial seed fixes val")
+    # Tabular data with groups (name = "csv" for a user's file; "adult" has defaults for all of these).
+    # Relative paths (path, test_path, group_map) are resolved against the working directory.
+    path: str | None = Field(default=None, description="a CSV/TSV/parquet file (name = 'csv')")
+    test_path: str | None = Field(
+        default=None, description="a separate test file; else test_fraction of path"
+    )
+    target: str | None = Field(default=None, description="the label column")
+    group_columns: list[str] | None = Field(default=None, description="columns whose values are groups")
+    group_map: str | dict[str, dict[str, str]] | None = Field(
+        default=None, description="raw value -> group, per column: a TOML/JSON/CSV file or an inline table"
+    )
+    intersections: list[str] | None = Field(default=None, description="e.g. ['sex×race'] (or 'sex*race')")
+    categorical: list[str] | None = Field(
+        default=None, description="text columns to one-hot (csv: none by default)"
+    )
+    drop: list[str] = Field(default_factory=list, description="columns that are neither features nor groups")
+    feature_groups: bool = Field(default=False, description="also use the group columns as model inputs")
 
     @field_validator("name")
     @classmethod
@@ -50,6 +75,37 @@ class DataConfig(Section):
         if name not in DATASETS:
             raise _custom(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
         return name
+
+    @model_validator(mode="after")
+    def _file_needs_path(self) -> DataConfig:
+        if self.name == "csv" and (not self.path or not self.target):
+            raise _custom("dataset 'csv' needs `data.path` (the file) and `data.target` (the label column)")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_default_group_fields(self, handler: Any) -> dict[str, Any]:
+        # Trial ids hash the dumped DataConfig. Fields added for tabular data are left out while at their
+        # defaults, so that every trial id from before they existed stays the same (runs resume).
+        out = handler(self)
+        for name in _TABULAR_FIELDS:
+            if name in out and out[name] == type(self).model_fields[name].get_default(
+                call_default_factory=True
+            ):
+                del out[name]
+        return out
+
+
+_TABULAR_FIELDS = (
+    "path",
+    "test_path",
+    "target",
+    "group_columns",
+    "group_map",
+    "intersections",
+    "categorical",
+    "drop",
+    "feature_groups",
+)
 
 
 class ModelConfig(BaseModel):
