@@ -1,6 +1,7 @@
 """A conformance suite over every registered treatment, then the specifics of each."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ from slimlab.models import build_model
 from slimlab.train import TrainConfig, Trainer
 from slimlab.treatments import (
     DynamicInt8,
+    LotteryTicket,
     MagnitudePrune,
+    StructuredPrune,
     TreatmentConfig,
     TreatmentContext,
     apply,
@@ -27,6 +30,8 @@ from slimlab.treatments import (
 EXAMPLES: dict[str, TreatmentConfig] = {
     "magnitude_prune": MagnitudePrune(sparsity=0.7),
     "dynamic_int8": DynamicInt8(),
+    "lottery_ticket": LotteryTicket(rounds=2, rate=0.3, rewind_step=2, epochs=1, keep_masks=False),
+    "structured_prune": StructuredPrune(sparsity=0.5, finetune_epochs=1),
 }
 
 
@@ -40,13 +45,30 @@ def test_every_treatment_has_an_example():
     assert {type(c) for c in EXAMPLES.values()} == set(treatment_types())
 
 
+@pytest.fixture(scope="module")
+def tiny_data():
+    return load_dataset(DataConfig(name="mnist1d", num_samples=300), 0)
+
+
+def _context(data) -> TreatmentContext:
+    """What the runner passes: its trainer (here 1 epoch), the data, and the parent's θ0."""
+    return TreatmentContext(
+        seed=0,
+        trainer=Trainer(TrainConfig(epochs=1, batch_size=50, device="cpu")),
+        data=data,
+        initial_state=_model(seed=1).state_dict(),
+    )
+
+
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
-def test_conformance(kind):
+def test_conformance(kind, tiny_data):
     config = EXAMPLES[kind]
     model = _model()
     before = copy.deepcopy(model.state_dict())
     x = torch.randn(16, 40, generator=torch.Generator().manual_seed(0))
-    treated = apply(model, config)
+    context = _context(tiny_data)
+    treated = apply(model, config, context)
+    json.dumps(context.artifacts)  # stored with the trial as JSON
     # the output shape is preserved, and the input model is untouched
     assert treated(x).shape == model(x).shape
     for k, v in model.state_dict().items():
@@ -55,8 +77,9 @@ def test_conformance(kind):
     assert parse_treatment(config.to_dict()) == config
     assert config.to_dict()["kind"] == kind
     # deterministic
-    again = apply(model, config)
-    assert torch.equal(treated(x), again(x))
+    again = apply(model, config, _context(tiny_data))
+    with torch.no_grad():
+        assert torch.equal(treated(x), again(x))
     # frozen
     with pytest.raises(Exception, match="frozen"):
         config.kind_alias = 1  # type: ignore[attr-defined]
@@ -115,7 +138,7 @@ def test_dynamic_int8_is_close_to_fp32_and_chains_after_pruning():
 
 
 def test_unknown_treatment_lists_the_known():
-    with pytest.raises(UnknownNameError, match="known: dynamic_int8, magnitude_prune"):
+    with pytest.raises(UnknownNameError, match="known: dynamic_int8, lottery_ticket, magnitude_prune"):
         parse_treatment({"kind": "svd"})
     with pytest.raises(ConfigError, match="must be a table with a `kind`"):
         parse_treatment("prune")

@@ -9,12 +9,16 @@ from slimlab.treatments.base import (
     register_treatment,
     treatment_types,
 )
+from slimlab.treatments.lottery import LotteryTicket
 from slimlab.treatments.prune import MagnitudePrune
 from slimlab.treatments.quantize import DynamicInt8
+from slimlab.treatments.structured import StructuredPrune
 
 __all__ = [
     "DynamicInt8",
+    "LotteryTicket",
     "MagnitudePrune",
+    "StructuredPrune",
     "TreatmentConfig",
     "TreatmentContext",
     "apply",
