@@ -15,8 +15,12 @@ from slimlab.models import build_model
 from slimlab.train import TrainConfig, Trainer
 from slimlab.treatments import (
     DynamicInt8,
+    Finetune,
+    HalfPrecision,
     LotteryTicket,
     MagnitudePrune,
+    NMSparsity,
+    StaticInt8,
     StructuredPrune,
     TreatmentConfig,
     TreatmentContext,
@@ -32,6 +36,10 @@ EXAMPLES: dict[str, TreatmentConfig] = {
     "dynamic_int8": DynamicInt8(),
     "lottery_ticket": LotteryTicket(rounds=2, rate=0.3, rewind_step=2, epochs=1, keep_masks=False),
     "structured_prune": StructuredPrune(sparsity=0.5, finetune_epochs=1),
+    "nm_sparsity": NMSparsity(n=2, m=4),
+    "static_int8": StaticInt8(calibration_samples=64),
+    "half_precision": HalfPrecision(dtype="bf16"),
+    "finetune": Finetune(epochs=1, distill_alpha=0.5),
 }
 
 
@@ -57,6 +65,7 @@ def _context(data) -> TreatmentContext:
         trainer=Trainer(TrainConfig(epochs=1, batch_size=50, device="cpu")),
         data=data,
         initial_state=_model(seed=1).state_dict(),
+        teacher=_model(seed=2),
     )
 
 
@@ -138,7 +147,10 @@ def test_dynamic_int8_is_close_to_fp32_and_chains_after_pruning():
 
 
 def test_unknown_treatment_lists_the_known():
-    with pytest.raises(UnknownNameError, match="known: dynamic_int8, lottery_ticket, magnitude_prune"):
+    with pytest.raises(
+        UnknownNameError,
+        match="known: dynamic_int8, finetune, half_precision, lottery_ticket, magnitude_prune",
+    ):
         parse_treatment({"kind": "svd"})
     with pytest.raises(ConfigError, match="must be a table with a `kind`"):
         parse_treatment("prune")
