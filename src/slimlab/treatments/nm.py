@@ -57,15 +57,18 @@ def nm_mask(weight: Tensor, n: int, m: int) -> Tensor | None:
     return mask.view_as(weight)
 
 
-def _to_semi_structured(model: nn.Module, config: NMSparsity) -> tuple[nn.Module, list[dict[str, Any]]]:
-    """Move to CUDA in the kernel's dtype and swap eligible Linear weights for semi-structured tensors."""
+def _to_semi_structured(
+    model: nn.Module, config: NMSparsity, masked: set[str]
+) -> tuple[nn.Module, list[dict[str, Any]]]:
+    """Move to CUDA in the kernel's dtype and swap the masked Linear weights for semi-structured tensors.
+    Only masked layers: the compressor assumes the 2:4 pattern and does not check it."""
     from torch.sparse import to_sparse_semi_structured
 
     dtype = DTYPES[config.cuda_dtype]
     model = model.to(device="cuda", dtype=dtype).eval()
     done = []
     for name, module in model.named_modules():
-        if not isinstance(module, nn.Linear):
+        if not isinstance(module, nn.Linear) or name not in masked:
             continue
         try:
             module.weight = nn.Parameter(
@@ -103,7 +106,7 @@ def nm_sparsity(model: nn.Module, config: NMSparsity, context: TreatmentContext)
     }
     use_kernel = config.sparse_kernel and torch.cuda.is_available() and (config.n, config.m) == (2, 4)
     if use_kernel:
-        model, layers_done = _to_semi_structured(model, config)
+        model, layers_done = _to_semi_structured(model, config, {name for name, _ in masked})
         record["sparse_kernel"] = any(d["sparse_kernel"] for d in layers_done)
         record["kernel_layers"] = layers_done
         record["device"] = "cuda"
