@@ -138,6 +138,10 @@ def test_static_int8_onnx_module_copies_pickles_and_is_smaller(trained, data):
     buffer = io.BytesIO()
     torch.save(quantized.state_dict(), buffer)
     assert serialized_size(quantized)[0] < serialized_size(trained)[0]
+    total, nonzero = quantized.weight_counts()
+    params = sum(p.numel() for p in trained.parameters())
+    assert total == params and 0.9 * params < nonzero <= params
+    assert quantized.info["flops_batch1"] > 0
 
 
 def test_static_int8_chains_after_structured_pruning(trained, data):

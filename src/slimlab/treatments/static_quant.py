@@ -41,6 +41,7 @@ from pydantic import Field
 from torch import Tensor, nn
 
 from slimlab.errors import SlimlabError
+from slimlab.evaluate import count_flops
 from slimlab.treatments.base import TreatmentConfig, TreatmentContext, register_treatment
 
 
@@ -122,6 +123,22 @@ class OrtModule(nn.Module):
             self.onnx_model.numpy().tobytes(), options, providers=["CPUExecutionProvider"]
         )
 
+    def weight_counts(self) -> tuple[int, int]:
+        """(weights, non-zero weights) in the ONNX graph's initializers, as `count_parameters` counts a torch
+        model's: scales, zero points and shape constants are left out."""
+        import onnx
+        from onnx import numpy_helper
+
+        graph = onnx.load_from_string(self.onnx_model.numpy().tobytes()).graph
+        total = nonzero = 0
+        for init in graph.initializer:
+            if "scale" in init.name or "zero_point" in init.name or init.data_type == onnx.TensorProto.INT64:
+                continue
+            values = numpy_helper.to_array(init)
+            total += values.size
+            nonzero += int(np.count_nonzero(values))
+        return total, nonzero
+
     def forward(self, x: Tensor) -> Tensor:
         array = x.detach().to("cpu", torch.float32).numpy()
         return torch.from_numpy(self._session.run(None, {"x": array})[0])
@@ -162,7 +179,9 @@ def _ort_static(model: nn.Module, calib: Tensor, config: StaticInt8) -> OrtModul
             weight_type=QuantType.QInt8,
         )
         data = dst.read_bytes()
-    return OrtModule(data, {"engine": "onnxruntime", "format": "QDQ", "calibration_samples": len(calib)})
+    # FLOPs cannot be counted inside ONNX Runtime; those of the float model it was made from are kept.
+    info = {"engine": "onnxruntime", "format": "QDQ", "flops_batch1": count_flops(model, calib[:1])}
+    return OrtModule(data, info)
 
 
 def _fusable_pairs(model: nn.Module) -> list[list[str]]:
