@@ -7,11 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from slimlab.bench import BenchConfig, bench_eager
 from slimlab.config import DataConfig
 from slimlab.data import load_dataset
 from slimlab.errors import ConfigError, SlimlabError, UnknownNameError
-from slimlab.evaluate import count_parameters
+from slimlab.evaluate import count_flops, count_parameters, serialized_size
 from slimlab.models import build_model
+from slimlab.models.inference import predict_logits
 from slimlab.train import TrainConfig, Trainer
 from slimlab.treatments import (
     DynamicInt8,
@@ -89,6 +91,14 @@ def test_conformance(kind, tiny_data):
     again = apply(model, config, _context(tiny_data))
     with torch.no_grad():
         assert torch.equal(treated(x), again(x))
+    # it runs where the runner will run it: evaluation, the model statistics, and the eager benchmark
+    logits = predict_logits(treated, tiny_data.test.x[:20])
+    assert logits.dtype == np.float32 and logits.shape == (20, 10)
+    count_parameters(treated)
+    serialized_size(treated)
+    count_flops(treated, torch.as_tensor(tiny_data.test.x[:1]))
+    bench = BenchConfig(warmup_iters=1, min_time_s=0.001, min_iters=2, throughput_batch_size=8)
+    assert [r["batch_size"] for r in bench_eager(treated, (40,), bench)] == [1, 8]
     # frozen
     with pytest.raises(Exception, match="frozen"):
         config.kind_alias = 1  # type: ignore[attr-defined]
