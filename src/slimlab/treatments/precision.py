@@ -1,10 +1,13 @@
 """Half precision (bf16, fp16): the weights are cast, and a thin wrapper casts inputs to that dtype and the
 logits back to float32, so that evaluation, benchmarks and statistics work unchanged.
 
-On CPU, bf16 has native support where the CPU has AVX-512 BF16 or AMX (oneDNN kernels); without them
-torch emulates it and it is slower than fp32. fp16 Linear/Conv1d run on CPU in torch 2.x, but unless the
-CPU has AVX-512 FP16 (or AMX-FP16) they are emulated and much slower than fp32: see the numbers in the
-module comment of `static_quant.py` and the compression benchmark. On CUDA both are native.
+On CPU, bf16 runs through oneDNN, natively where the CPU has AVX-512 BF16 or AMX; fp16 Linear/Conv1d also
+run on CPU in torch 2.x, but without AVX-512 FP16 / AMX-FP16 they take a slow path. On the project CPU
+(AVX-512 BF16, no AMX, no AVX-512 FP16; torch 2.13) a quick same-run comparison (benchmarks/compression.py)
+found bf16 faster than fp32 only for wide layers (512 units) at batch 64, about even or slower for the
+MNIST-1D CNN and MLP, slower at batch 1; and fp16 several times slower than fp32 at batch 64 (up to ~30x
+for the 512-wide MLP). So on such a CPU bf16 is worth trying for wide models, and fp16 is a GPU format.
+On CUDA both are native.
 """
 
 from __future__ import annotations
