@@ -41,6 +41,10 @@ class LotteryTicket(TreatmentConfig):
     layer); `"global"` ranks all layers together, with the output layer ranked on its own when
     `output_rate` is set. `rewind_step = 0` resets survivors to θ0; k > 0 to θk (θ0 trained k steps with
     the trial's seed). Each round trains for `epochs` (default: the trainer's) with early stopping.
+    `control="reinit"` starts every round from one fresh sample of the initialisation (not rewound: a
+    random network has no θk); it also trains the IMP networks, whose weights give the next round's masks,
+    so it costs twice as much. `"random_prune"` with global scope does the same; with layer scope the
+    per-layer counts are known without training IMP.
     """
 
     kind = "lottery_ticket"
