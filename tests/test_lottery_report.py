@@ -58,8 +58,16 @@ def test_ticket_limit_finds_where_each_arm_stops_matching():
     imp = ticket_limit(_records(), "imp", margin=0.01)
     assert imp["last_matching_round"] == 3
     assert imp["last_matching_remaining_fraction"] == pytest.approx(0.8**3)
-    assert imp["first_failing_round"] == 4 and imp["matching_rounds"] == [1, 2, 3, 5]
-    assert ticket_limit(_records(), "reinit")["last_matching_round"] is None
+    assert imp["first_inferior_round"] == 4 and imp["matching_rounds"] == [1, 2, 3, 5]
+    assert [r["verdict"] for r in imp["rounds"]] == [
+        "superior",
+        "superior",
+        "non-inferior",
+        "inferior",
+        "non-inferior",
+    ]
+    reinit = ticket_limit(_records(), "reinit")
+    assert reinit["last_matching_round"] is None and reinit["first_inferior_round"] == 1
     assert ticket_limit(_records(), "random")["last_matching_round"] == 1
     with pytest.raises(ValueError, match="no lottery records for arm 'dense'"):
         ticket_limit(_records(), "dense")
@@ -73,7 +81,8 @@ def test_plot_summary_and_markdown():
     json.dumps(summary)
     assert [limit["arm"] for limit in summary["limits"]] == ["imp", "reinit", "random"]
     text = lottery_markdown(_records())
-    assert "| 3 | 51.2% |" in text and "imp: matches dense" in text and "reinit: does not match" in text
+    assert "| 3 | 51.2% |" in text and "imp: matches dense" in text and "reinit: not shown to match" in text
+    assert "worse (CI below -0.01) from 80.0% (round 1)" in text
 
 
 QUICK_LOTTERY = """

@@ -12,9 +12,10 @@ import math
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from slimlab.report.plots import _png
-from slimlab.stats import mean_ci
+from slimlab.stats import mean_ci, verdict_from_ci
 
 CONTROL_LABELS = {"none": "IMP ticket", "reinit": "random reinit", "random_prune": "random pruning"}
 CONTROL_COLORS = {"none": "tab:blue", "reinit": "tab:orange", "random_prune": "tab:green"}
@@ -76,10 +77,12 @@ def ticket_limit(
     trials: list[dict], arm: str, margin: float = 0.01, confidence: float = 0.95
 ) -> dict[str, Any]:
     """Where `arm` stops matching dense. Per round, the paired difference (arm - dense parent of the same
-    seed) in test accuracy, with its CI; a round matches when the CI's lower end is above -margin.
-    `last_matching_round` is the last round of the unbroken run of matches from round 1 (None: round 1
-    already fails, or too few seeds for a CI); `matching_rounds` lists every matching round, since a ticket
-    can match again after a dip."""
+    seed) in test accuracy, with its CI and slimlab's verdict: a round matches (superior or non-inferior)
+    when the CI's lower end is above -margin, and is inferior when its upper end is below -margin.
+    `last_matching_round` is the last round of the unbroken run of matches from round 1 (None: round 1 is
+    not shown to match, e.g. with few seeds); `matching_rounds` lists every matching round, since a ticket
+    can match again after a dip; `first_inferior_round` is where it is shown to be worse. With few seeds
+    the rounds between the two are inconclusive, and both ends should be read together."""
     records = _arms(trials).get(arm)
     if not records:
         raise ValueError(f"no lottery records for arm {arm!r}; arms: {', '.join(_arms(trials)) or 'none'}")
@@ -96,7 +99,8 @@ def ticket_limit(
                 "remaining_fraction": sum(r["remaining_fraction"] for _, r in entries) / len(entries),
                 "delta": delta,
                 "ci": [lo, hi],
-                "matches": None if math.isnan(lo) else bool(lo > -margin),
+                "verdict": verdict_from_ci((lo, hi), margin),
+                "matches": bool(lo > -margin),  # False when the CI is unknown (one seed)
             }
         )
     last = None
@@ -104,7 +108,7 @@ def ticket_limit(
         if not r["matches"]:
             break
         last = r
-    first_fail = next((r for r in rounds if r["matches"] is False), None)
+    first_inferior = next((r for r in rounds if r["verdict"] == "inferior"), None)
     return {
         "arm": arm,
         "control": records[0]["control"],
@@ -113,7 +117,8 @@ def ticket_limit(
         "rounds": rounds,
         "last_matching_round": last["round"] if last else None,
         "last_matching_remaining_fraction": last["remaining_fraction"] if last else None,
-        "first_failing_round": first_fail["round"] if first_fail else None,
+        "first_inferior_round": first_inferior["round"] if first_inferior else None,
+        "first_inferior_remaining_fraction": first_inferior["remaining_fraction"] if first_inferior else None,
         "matching_rounds": [r["round"] for r in rounds if r["matches"]],
     }
 
@@ -151,6 +156,11 @@ def lottery_plot(trials: list[dict], title: str = "Lottery tickets", confidence:
     if not any(math.isnan(v) for v in dense["ci"]):
         ax.axhspan(*dense["ci"], color="black", alpha=0.08, linewidth=0)
     ax.set_xscale("log")
+    lowest = min(100 * r["remaining_fraction"] for r in rows)
+    ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if t >= lowest * 0.9]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%, log scale)")
     ax.set_ylabel(f"test accuracy (mean, {round(100 * confidence)}% CI over seeds)")
@@ -195,13 +205,17 @@ def lottery_markdown(trials: list[dict], margin: float = 0.01, confidence: float
     for arm in arms:
         limit = ticket_limit(trials, arm, margin, confidence)
         if limit["last_matching_round"] is None:
-            lines.append(
-                f"- {arm}: does not match dense (margin {margin}) even at round 1, or too few seeds."
-            )
+            matched = f"not shown to match dense (CI of the difference above -{margin}) even at round 1"
         else:
-            lines.append(
-                f"- {arm}: matches dense (CI of the difference above -{margin}) down to "
+            matched = (
+                f"matches dense (CI of the difference above -{margin}) down to "
                 f"{100 * limit['last_matching_remaining_fraction']:.1f}% of the weights "
-                f"(round {limit['last_matching_round']}); matching rounds: {limit['matching_rounds']}."
+                f"(round {limit['last_matching_round']}; matching rounds: {limit['matching_rounds']})"
             )
+        if limit["first_inferior_round"] is None:
+            worse = "never shown to be worse"
+        else:
+            left, rnd = 100 * limit["first_inferior_remaining_fraction"], limit["first_inferior_round"]
+            worse = f"shown to be worse (CI below -{margin}) from {left:.1f}% (round {rnd})"
+        lines.append(f"- {arm}: {matched}; {worse}.")
     return "\n".join(lines)
