@@ -159,6 +159,8 @@ def test_calibration_uses_training_samples_only(data):
     batch = calibration_batch(_context(data), 100, "static_int8").numpy()
     train_rows = {row.tobytes() for row in data.train.x}
     assert len(batch) == 100 and all(row.tobytes() in train_rows for row in batch)
+    with pytest.raises(SlimlabError, match="quantizes a float32 model"):
+        apply(build_model("mlp", {}, (40,), 10), [HalfPrecision(), StaticInt8()], _context(data))
     with pytest.raises(SlimlabError, match="needs calibration data"):
         apply(build_model("mlp", {}, (40,), 10), StaticInt8())
 

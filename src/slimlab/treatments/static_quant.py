@@ -214,6 +214,11 @@ def _torch_ao_static(model: nn.Module, calib: Tensor) -> nn.Module:
 @register_treatment(StaticInt8)
 def static_int8(model: nn.Module, config: StaticInt8, context: TreatmentContext) -> nn.Module:
     calib = calibration_batch(context, config.calibration_samples, config.kind)
+    if any(p.dtype != torch.float32 for p in model.parameters()) or not any(True for _ in model.parameters()):
+        raise SlimlabError(
+            "treatment 'static_int8' quantizes a float32 model; put it after pruning and fine-tuning, and "
+            "not after another quantization or half_precision"
+        )
     model = model.cpu().eval()  # both engines are CPU engines
     if config.backend == "onnxruntime":
         quantized: nn.Module = _ort_static(model, calib, config)
