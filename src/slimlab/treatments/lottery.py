@@ -158,9 +158,10 @@ def _rewind_state(
 ) -> dict[str, Tensor]:
     if config.rewind_step == 0:
         return copy.deepcopy(initial)
-    # θk of the dense run: the same init, seed and trainer, stopped after k optimizer steps.
+    # θk of the dense run: the same init, seed and trainer (and so its lr, not the rounds' `lr`), stopped
+    # after k optimizer steps.
     net = _load(model, initial)
-    trainer.fit(net, data, context.seed, lr=config.lr, max_steps=config.rewind_step)
+    trainer.fit(net, data, context.seed, max_steps=config.rewind_step)
     return copy.deepcopy(net.state_dict())
 
 
@@ -246,9 +247,8 @@ def lottery_ticket(model: nn.Module, config: LotteryTicket, context: TreatmentCo
             trained = _weights(net, names)
             masks = ticket
         else:
-            if (
-                imp_needed and r < config.rounds
-            ):  # the next round's ticket is pruned from this round's IMP net
+            # The next round's ticket is pruned from this round's IMP network.
+            if imp_needed and r < config.rounds:
                 imp_net, _ = _train_round(model, rewind, ticket, config, context, trainer, data)
                 trained = _weights(imp_net, names)
             if config.control == "random_prune":
