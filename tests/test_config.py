@@ -26,7 +26,7 @@ def with_variant(treatment):
         ),
         ({**BASE, "model": {"name": "resnet"}}, r"unknown model 'resnet'; known: cnn1d, mlp"),
         ({**BASE, "model": {"name": "mlp", "hiden": [3]}}, r"`hiden` is not a parameter of model 'mlp'"),
-        (with_variant({"kind": "foo"}), r"unknown treatment 'foo'; known: dynamic_int8, magnitude_prune"),
+        (with_variant({"kind": "foo"}), r"unknown treatment 'foo'; known: dynamic_int8, .*magnitude_prune"),
         (
             with_variant({"kind": "magnitude_prune", "sparsity": 1.5}),
             r"sparsity`: Input should be less than 1",

@@ -1,20 +1,29 @@
 """A conformance suite over every registered treatment, then the specifics of each."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
 import torch
 
+from slimlab.bench import BenchConfig, bench_eager
 from slimlab.config import DataConfig
 from slimlab.data import load_dataset
 from slimlab.errors import ConfigError, SlimlabError, UnknownNameError
-from slimlab.evaluate import count_parameters
+from slimlab.evaluate import count_flops, count_parameters, serialized_size
 from slimlab.models import build_model
+from slimlab.models.inference import predict_logits
 from slimlab.train import TrainConfig, Trainer
 from slimlab.treatments import (
     DynamicInt8,
+    Finetune,
+    HalfPrecision,
+    LotteryTicket,
     MagnitudePrune,
+    NMSparsity,
+    StaticInt8,
+    StructuredPrune,
     TreatmentConfig,
     TreatmentContext,
     apply,
@@ -27,6 +36,12 @@ from slimlab.treatments import (
 EXAMPLES: dict[str, TreatmentConfig] = {
     "magnitude_prune": MagnitudePrune(sparsity=0.7),
     "dynamic_int8": DynamicInt8(),
+    "lottery_ticket": LotteryTicket(rounds=2, rate=0.3, rewind_step=2, epochs=1, keep_masks=False),
+    "structured_prune": StructuredPrune(sparsity=0.5, finetune_epochs=1),
+    "nm_sparsity": NMSparsity(n=2, m=4),
+    "static_int8": StaticInt8(calibration_samples=64),
+    "half_precision": HalfPrecision(dtype="bf16"),
+    "finetune": Finetune(epochs=1, distill_alpha=0.5),
 }
 
 
@@ -40,13 +55,31 @@ def test_every_treatment_has_an_example():
     assert {type(c) for c in EXAMPLES.values()} == set(treatment_types())
 
 
+@pytest.fixture(scope="module")
+def tiny_data():
+    return load_dataset(DataConfig(name="mnist1d", num_samples=300), 0)
+
+
+def _context(data) -> TreatmentContext:
+    """What the runner passes: its trainer (here 1 epoch), the data, and the parent's θ0."""
+    return TreatmentContext(
+        seed=0,
+        trainer=Trainer(TrainConfig(epochs=1, batch_size=50, device="cpu")),
+        data=data,
+        initial_state=_model(seed=1).state_dict(),
+        teacher=_model(seed=2),
+    )
+
+
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
-def test_conformance(kind):
+def test_conformance(kind, tiny_data):
     config = EXAMPLES[kind]
     model = _model()
     before = copy.deepcopy(model.state_dict())
     x = torch.randn(16, 40, generator=torch.Generator().manual_seed(0))
-    treated = apply(model, config)
+    context = _context(tiny_data)
+    treated = apply(model, config, context)
+    json.dumps(context.artifacts)  # stored with the trial as JSON
     # the output shape is preserved, and the input model is untouched
     assert treated(x).shape == model(x).shape
     for k, v in model.state_dict().items():
@@ -55,8 +88,17 @@ def test_conformance(kind):
     assert parse_treatment(config.to_dict()) == config
     assert config.to_dict()["kind"] == kind
     # deterministic
-    again = apply(model, config)
-    assert torch.equal(treated(x), again(x))
+    again = apply(model, config, _context(tiny_data))
+    with torch.no_grad():
+        assert torch.equal(treated(x), again(x))
+    # it runs where the runner will run it: evaluation, the model statistics, and the eager benchmark
+    logits = predict_logits(treated, tiny_data.test.x[:20])
+    assert logits.dtype == np.float32 and logits.shape == (20, 10)
+    count_parameters(treated)
+    serialized_size(treated)
+    count_flops(treated, torch.as_tensor(tiny_data.test.x[:1]))
+    bench = BenchConfig(warmup_iters=1, min_time_s=0.001, min_iters=2, throughput_batch_size=8)
+    assert [r["batch_size"] for r in bench_eager(treated, (40,), bench)] == [1, 8]
     # frozen
     with pytest.raises(Exception, match="frozen"):
         config.kind_alias = 1  # type: ignore[attr-defined]
@@ -115,7 +157,10 @@ def test_dynamic_int8_is_close_to_fp32_and_chains_after_pruning():
 
 
 def test_unknown_treatment_lists_the_known():
-    with pytest.raises(UnknownNameError, match="known: dynamic_int8, magnitude_prune"):
+    with pytest.raises(
+        UnknownNameError,
+        match="known: dynamic_int8, finetune, half_precision, lottery_ticket, magnitude_prune",
+    ):
         parse_treatment({"kind": "svd"})
     with pytest.raises(ConfigError, match="must be a table with a `kind`"):
         parse_treatment("prune")

@@ -9,12 +9,24 @@ from slimlab.treatments.base import (
     register_treatment,
     treatment_types,
 )
+from slimlab.treatments.finetune import Finetune
+from slimlab.treatments.lottery import LotteryTicket
+from slimlab.treatments.nm import NMSparsity
+from slimlab.treatments.precision import HalfPrecision
 from slimlab.treatments.prune import MagnitudePrune
 from slimlab.treatments.quantize import DynamicInt8
+from slimlab.treatments.static_quant import StaticInt8
+from slimlab.treatments.structured import StructuredPrune
 
 __all__ = [
     "DynamicInt8",
+    "Finetune",
+    "HalfPrecision",
+    "LotteryTicket",
     "MagnitudePrune",
+    "NMSparsity",
+    "StaticInt8",
+    "StructuredPrune",
     "TreatmentConfig",
     "TreatmentContext",
     "apply",

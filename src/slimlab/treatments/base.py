@@ -37,7 +37,8 @@ class TreatmentConfig(BaseModel):
 @dataclass
 class TreatmentContext:
     """What a treatment may use besides the model: the caller's trainer and data, the trial's seed, and
-    the dense parent's state at initialisation (for lottery-ticket rewinding). A treatment may put
+    the dense parent's state at initialisation (for lottery-ticket rewinding), and the trained dense parent
+    itself as `teacher` (for distillation; read-only, never modified). A treatment may put
     JSON-able records of what it did into `artifacts` (e.g. per-round accuracies); the runner stores them
     with the trial."""
 
@@ -45,6 +46,7 @@ class TreatmentContext:
     trainer: Trainer | None = None
     data: Dataset | None = None
     initial_state: dict[str, Any] | None = None
+    teacher: nn.Module | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
 
     def require_training(self, kind: str) -> tuple[Trainer, Dataset]:
