@@ -34,6 +34,13 @@ def _pct(v: float | None) -> str:
     return "–" if v is None or v != v else f"{100 * v:.1f}"
 
 
+def _speedup(c: dict | None) -> str:
+    if not c or not c.get("speedup"):
+        return ""
+    lo, hi = c.get("speedup_ci") or (None, None)
+    return f"{c['speedup']:.2f}x" + (f" [{lo:.2f}, {hi:.2f}]" if lo and hi else "")
+
+
 def print_summary(results: dict) -> None:
     comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
     for dataset in dict.fromkeys(r["dataset"] for r in results["summary"]):
@@ -48,7 +55,7 @@ def print_summary(results: dict) -> None:
             "p (Holm)",
             "verdict",
             "p50 ms",
-            "speedup",
+            "speedup [CI]",
             "nonzero",
         ):
             table.add_column(col, justify="left" if col in ("variant", "verdict") else "right")
@@ -68,7 +75,7 @@ def print_summary(results: dict) -> None:
                 else "",
                 c["verdict"] if c else "baseline",
                 f"{r['latency_p50_ms']:.4f}" if r["latency_p50_ms"] is not None else "–",
-                f"{c['speedup']:.2f}x" if c and c["speedup"] else "",
+                _speedup(c),
                 f"{r['nonzero_params'] / r['params']:.0%}" if r["params"] else "–",
             )
         console.print(table)

@@ -31,6 +31,8 @@ def _weights(model: nn.Module) -> Iterator[torch.Tensor]:
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(parameters, non-zero parameters), quantized layers included (their int8 values are counted)."""
+    if hasattr(model, "weight_counts"):  # a module backed by another runtime (ONNX Runtime) counts its own
+        return model.weight_counts()
     total = nonzero = 0
     for tensor in _weights(model):
         values = tensor.int_repr() if tensor.is_quantized else tensor
@@ -59,6 +61,9 @@ def _dynamic_linear_flops(input_shape, packed_params, *args, out_shape=None, **k
 def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     """FLOPs of one forward pass on `example` (a multiply-add counts 2), by torch.utils.flop_counter.
     Pruned weights are still counted: dense kernels do the multiply whether the weight is zero or not."""
+    info = getattr(model, "info", None)
+    if isinstance(info, dict) and "flops_batch1" in info:  # counted on the float model before export
+        return int(info["flops_batch1"]) * example.shape[0]
     mapping = {}
     if hasattr(torch.ops, "quantized") and hasattr(torch.ops.quantized, "linear_dynamic"):
         mapping[torch.ops.quantized.linear_dynamic] = _dynamic_linear_flops

@@ -16,10 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from slimlab.bench import bench_eager, environment
+from slimlab.bench import environment, from_module, gemm_peak, run_benchmark
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
 from slimlab.evaluate import count_flops, count_parameters, serialized_size
+from slimlab.evaluate.groups import trial_group_metrics
+from slimlab.evaluate.pitfalls import TestSetLog
 from slimlab.experiment.executors import Executor, InProcessExecutor
 from slimlab.experiment.grid import TrialSpec, expand
 from slimlab.experiment.progress import RunProgress
@@ -55,16 +57,20 @@ def _identity(spec: TrialSpec) -> dict:
 def evaluate_trial(
     spec: TrialSpec, model: nn.Module, data: Dataset, config: ExperimentConfig, extra: dict
 ) -> dict:
-    """Score a treated model on the test split (its one, final use) and measure what it costs."""
-    logits = predict_logits(model, data.test.x)
+    """Score a treated model on the test split (its one, final use, logged) and measure what it costs."""
+    test_log = TestSetLog()
+    test = test_log.open(
+        data.test, "final_evaluation", f"{spec.dataset.name}/{spec.variant.name}/seed {spec.seed}"
+    )
+    logits = predict_logits(model, test.x)
     predictions = logits.argmax(1)
     params, nonzero = count_parameters(model)
     size, size_compressed = serialized_size(model)
-    example = torch.as_tensor(data.test.x[:1])
+    example = torch.as_tensor(test.x[:1])
     metrics = {
-        "accuracy": float((predictions == data.test.y).mean()),
+        "accuracy": float((predictions == test.y).mean()),
         "val_accuracy": float((predict_logits(model, data.val.x).argmax(1) == data.val.y).mean()),
-        "n_test": len(data.test),
+        "n_test": len(test),
         "params": params,
         "nonzero_params": nonzero,
         "sparsity": 1 - nonzero / params if params else 0.0,
@@ -73,17 +79,26 @@ def evaluate_trial(
         "flops": count_flops(model, example),
         **extra,
     }
-    bench = []
-    if config.bench.enabled:
-        bench = bench_eager(model, data.input_shape, config.bench)
-    return {
+    record = {
         **_identity(spec),
         "status": "ok",
         "error": None,
         "metrics": metrics,
-        "bench": bench,
+        "bench": [],
         "predictions": predictions.astype(int).tolist(),
+        "test_openings": test_log.openings,
     }
+    if test.groups:
+        record["groups"] = trial_group_metrics(test.y, predictions, test.groups, num_classes=data.num_classes)
+    if config.bench.enabled:
+        # Each backend is also checked on the validation split, so an accuracy lost in export shows.
+        record["bench"] = run_benchmark(
+            from_module(model, data.input_shape, spec.variant.name),
+            config.bench,
+            validation=(data.val.x, data.val.y),
+            peak=gemm_peak(),
+        )
+    return record
 
 
 def _train_summary(result: TrainResult) -> dict:
@@ -113,6 +128,10 @@ def run_experiment(
         torch.set_num_threads(config.bench.threads)
     specs = expand(config)
     env = environment()
+    if config.bench.enabled:
+        peak = gemm_peak()  # measured once per machine and cached; the trials read the cache
+        env["gemm_peak_gflops"] = peak.get("fp32_gflops")
+        env["gemm_peak"] = peak
     with Store.in_dir(out) as store:
         store.set_meta("config", config.to_dict())
         store.set_meta("environment", env)
@@ -157,7 +176,9 @@ def run_group(
         return
     for spec in group:
         progress.stage(f"{spec.dataset.name} seed {spec.seed}: {spec.variant.name}")
-        context = TreatmentContext(seed=first.seed, trainer=trainer, data=data, initial_state=initial_state)
+        context = TreatmentContext(
+            seed=first.seed, trainer=trainer, data=data, initial_state=initial_state, teacher=dense
+        )
         try:
             start = time.perf_counter()
             model = apply(dense, spec.variant.treatments, context)

@@ -6,7 +6,9 @@ import math
 from collections import defaultdict
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
+from slimlab.bench.plots import latency_vs_batch, roofline_plot
 from slimlab.report.plots import learning_curves, pareto_plot
 
 _env = Environment(
@@ -38,13 +40,36 @@ def _p(value) -> str:
 _env.filters.update(num=_num, pct=_pct, p=_p)
 
 
+def _bench_plots(trials: list[dict], baseline: str, peak: dict | None) -> dict[str, str | None]:
+    """Latency against batch size and the roofline, for the first seed of each variant."""
+    first: dict[str, dict] = {}
+    for t in trials:
+        if t["status"] == "ok" and t.get("bench") and t["variant"] not in first:
+            first[t["variant"]] = t
+    if not first:
+        return {}
+    chosen = first.get(baseline) or next(iter(first.values()))
+    records = [{**r, "backend": f"{v}/{r['backend']}"} for v, t in first.items() for r in t["bench"]]
+    return {
+        "latency": latency_vs_batch(chosen["bench"], f"{chosen['variant']}, seed {chosen['seed']}: latency"),
+        "roofline": roofline_plot(records, peak, "roofline: every variant and backend, first seed")
+        if peak
+        else None,
+    }
+
+
 def render_report(results: dict) -> str:
+    from slimlab.report.fairness import render_fairness_html
+    from slimlab.report.lottery import lottery_plot
+    from slimlab.stats import cd_diagram, figure_to_base64_png
+
     config = results["experiment"]["config"]
     baseline = config["evaluate"]["baseline"]
     rows_by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in results["summary"]:
         rows_by_dataset[row["dataset"]].append(row)
     comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
+    peak = results["environment"].get("gemm_peak")
     sections = []
     for dataset, rows in rows_by_dataset.items():
         front = results["pareto_by_dataset"].get(dataset, [])
@@ -57,13 +82,27 @@ def render_report(results: dict) -> str:
                 "comparisons": [comparisons.get((dataset, r["variant"])) for r in rows],
                 "pareto_png": pareto_plot(rows, front, f"{results['experiment']['name']} · {dataset}"),
                 "curves_png": learning_curves(trials, baseline, f"{dataset}: dense parent, validation split"),
+                "bench_png": _bench_plots(trials, baseline, peak),
             }
         )
     failed = [t for t in results["trials"] if t["status"] != "ok"]
+    ranking = results.get("ranking") or {}
+    cd_png = figure_to_base64_png(cd_diagram(ranking)) if "cd" in ranking else None
+    fairness = [Markup(render_fairness_html(s)) for s in results.get("fairness", {}).values()]
+    lottery = results.get("lottery")
+    lottery_png = (
+        lottery_plot(results["trials"], confidence=1 - config["evaluate"]["alpha"]) if lottery else None
+    )
     return _env.get_template("report.html.j2").render(
         results=results,
         config=config,
         sections=sections,
         failed=failed,
         baseline=baseline,
+        pitfalls=results.get("pitfalls", []),
+        ranking=ranking,
+        cd_png=cd_png,
+        fairness=fairness,
+        lottery=lottery,
+        lottery_png=lottery_png,
     )

@@ -9,21 +9,50 @@ from collections import defaultdict
 import numpy as np
 
 import slimlab
-from slimlab.stats import holm, mean_ci, paired_comparison
+from slimlab.stats import compare_scores, mean_ci, rows_from_trials
 
 
-def _latency_p50(trial: dict, batch_size: int) -> float | None:
+def _bench(trial: dict, scenario: str, batch_size: int, backend: str = "eager") -> dict | None:
     for record in trial.get("bench", []):
-        if record["backend"] == "eager" and record["batch_size"] == batch_size:
-            return record["latency_ms"]["p50"]
+        if (
+            record.get("status", "ok") == "ok"
+            and record["backend"] == backend
+            and record.get("scenario", scenario) == scenario
+            and record["batch_size"] == batch_size
+        ):
+            return record
     return None
 
 
-def _throughput(trial: dict, batch_size: int) -> float | None:
-    for record in trial.get("bench", []):
-        if record["backend"] == "eager" and record["batch_size"] == batch_size:
-            return record["throughput_per_s"]
-    return None
+def _latency_p50(trial: dict, batch_size: int, backend: str = "eager") -> float | None:
+    record = _bench(trial, "single-stream", batch_size, backend)
+    return record["latency_ms"]["p50"] if record else None
+
+
+def _throughput(trial: dict, batch_size: int, backend: str = "eager") -> float | None:
+    record = _bench(trial, "offline", batch_size, backend)
+    return record["throughput_per_s"] if record else None
+
+
+def _backends(trials: list[dict], latency_batch: int, throughput_batch: int) -> dict[str, dict]:
+    """Per backend, over the seeds: mean p50 latency, offline throughput, validation accuracy, and the
+    reasons it was skipped or flagged, if it was."""
+    out: dict[str, dict] = {}
+    names = dict.fromkeys(r["backend"] for t in trials for r in t.get("bench", []))
+    for name in names:
+        records = [r for t in trials for r in t.get("bench", []) if r["backend"] == name]
+        skipped = sorted({r.get("reason", "") for r in records if r.get("status") == "skipped"})
+        accuracy = [
+            r["accuracy"] for r in records if r.get("status") == "ok" and r.get("accuracy") is not None
+        ]
+        out[name] = {
+            "latency_p50_ms": _mean([_latency_p50(t, latency_batch, name) for t in trials]),
+            "throughput_per_s": _mean([_throughput(t, throughput_batch, name) for t in trials]),
+            "val_accuracy": _mean(accuracy),
+            "accuracy_flagged": any(r.get("accuracy_flagged") for r in records),
+            "skipped": skipped,
+        }
+    return out
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -34,6 +63,16 @@ def _mean(values: list[float | None]) -> float | None:
 def _geomean(values: list[float]) -> float | None:
     vals = [v for v in values if v and v > 0 and math.isfinite(v)]
     return float(np.exp(np.mean(np.log(vals)))) if vals else None
+
+
+def _ratio_ci(ratios: list[float], alpha: float) -> tuple[float | None, list[float | None]]:
+    """Geometric mean of paired ratios and its t interval, computed on the logs: a speedup is an estimate
+    with its own uncertainty (timings of tiny models vary by 10% from trial to trial)."""
+    logs = [math.log(r) for r in ratios if r and r > 0 and math.isfinite(r)]
+    if not logs:
+        return None, [None, None]
+    mean, (lo, hi) = mean_ci(logs, 1 - alpha)
+    return math.exp(mean), [math.exp(lo) if lo == lo else None, math.exp(hi) if hi == hi else None]
 
 
 def summarize(trials: list[dict], config: dict) -> list[dict]:
@@ -64,63 +103,39 @@ def summarize(trials: list[dict], config: dict) -> list[dict]:
                 "size_bytes": _mean([t["metrics"]["size_bytes"] for t in ok]),
                 "size_compressed_bytes": _mean([t["metrics"]["size_compressed_bytes"] for t in ok]),
                 "flops": _mean([t["metrics"]["flops"] for t in ok]),
+                "backends": _backends(ok, latency_batch, throughput_batch),
             }
         )
     return rows
 
 
-def compare(trials: list[dict], config: dict) -> list[dict]:
-    """Each variant against the baseline on accuracy, paired by seed, Holm-adjusted across the experiment."""
+def compare(trials: list[dict], config: dict) -> dict:
+    """Each variant against the baseline on accuracy, paired by seed (slimlab.stats.compare_scores: the
+    test chosen by the design, with its reason, power and equivalence; Holm across the experiment), with
+    the measured speedups added. Returns compare_scores' dict."""
     ev = config["evaluate"]
     latency_batch = config["bench"]["latency_batch_size"]
     throughput_batch = config["bench"]["throughput_batch_size"]
-    ok = [t for t in trials if t["status"] == "ok"]
-    index = {(t["dataset"], t["variant"], t["seed"]): t for t in ok}
-    out = []
-    for dataset in dict.fromkeys(t["dataset"] for t in trials):
-        for variant in dict.fromkeys(t["variant"] for t in trials):
-            if variant == ev["baseline"]:
-                continue
-            seeds = sorted(
-                s
-                for (d, v, s) in index
-                if d == dataset and v == variant and (dataset, ev["baseline"], s) in index
-            )
-            pairs = [(index[(dataset, variant, s)], index[(dataset, ev["baseline"], s)]) for s in seeds]
-            result = paired_comparison(
-                [a["metrics"]["accuracy"] for a, _ in pairs],
-                [b["metrics"]["accuracy"] for _, b in pairs],
-                margin=ev["margin"],
-                alpha=ev["alpha"],
-            )
-            speedups = [
-                _latency_p50(b, latency_batch) / _latency_p50(a, latency_batch)
-                for a, b in pairs
-                if _latency_p50(a, latency_batch) and _latency_p50(b, latency_batch)
-            ]
-            gains = [
-                _throughput(a, throughput_batch) / _throughput(b, throughput_batch)
-                for a, b in pairs
-                if _throughput(a, throughput_batch) and _throughput(b, throughput_batch)
-            ]
-            out.append(
-                {
-                    "dataset": dataset,
-                    "variant": variant,
-                    "baseline": ev["baseline"],
-                    "metric": "accuracy",
-                    "seeds": seeds,
-                    **result.to_dict(),
-                    # Ratios paired by seed, summarised by their geometric mean.
-                    "speedup": _geomean(speedups),
-                    "speedup_batch_size": latency_batch,
-                    "throughput_ratio": _geomean(gains),
-                    "throughput_batch_size": throughput_batch,
-                }
-            )
-    for row, adjusted in zip(out, holm([c["p_value"] for c in out]), strict=True):
-        row["p_adjusted"] = adjusted
-        row["correction"] = "holm"
+    rows = rows_from_trials(trials)
+    if not rows:
+        return {"comparisons": [], "ranking": {}, "pitfalls": []}
+    out = compare_scores(rows, ev["baseline"], margin=ev["margin"], alpha=ev["alpha"], design="seeds")
+    index = {(t["dataset"], t["variant"], t["seed"]): t for t in trials if t["status"] == "ok"}
+    for c in out["comparisons"]:
+        c["metric"] = "accuracy"
+        pairs = [
+            (index[(c["dataset"], c["variant"], s)], index[(c["dataset"], c["baseline"], s)])
+            for s in c["runs"]
+            if (c["dataset"], c["variant"], s) in index and (c["dataset"], c["baseline"], s) in index
+        ]
+        c["seeds"] = [a["seed"] for a, _ in pairs]
+        latency = [(_latency_p50(a, latency_batch), _latency_p50(b, latency_batch)) for a, b in pairs]
+        rate = [(_throughput(a, throughput_batch), _throughput(b, throughput_batch)) for a, b in pairs]
+        # Ratios paired by seed, summarised by their geometric mean (eager, the variant's own backend).
+        c["speedup"], c["speedup_ci"] = _ratio_ci([b / a for a, b in latency if a and b], ev["alpha"])
+        c["speedup_batch_size"] = latency_batch
+        c["throughput_ratio"] = _geomean([a / b for a, b in rate if a and b])
+        c["throughput_batch_size"] = throughput_batch
     return out
 
 
@@ -140,19 +155,53 @@ def pareto_front(rows: list[dict]) -> list[str]:
     return front
 
 
+def pitfall_checks(trials: list[dict], config: dict, from_stats: list[dict]) -> list[dict]:
+    """Lones' checklist for this experiment: the data checks of each dataset (leakage, preprocessing,
+    baselines, imbalance), the test-split log the trials kept, and the statistics' own checks."""
+    from slimlab.config import DataConfig
+    from slimlab.data import load_dataset
+    from slimlab.evaluate.pitfalls import TestSetLog, run_checks
+
+    log = TestSetLog([o for t in trials for o in t.get("test_openings", [])])
+    seed = config["evaluate"]["seeds"][0] if isinstance(config["evaluate"]["seeds"], list) else 0
+    out: list[dict] = []
+    for options in config["data"]:
+        dataset = load_dataset(DataConfig.model_validate(options), seed)
+        checks = run_checks(
+            dataset, trials, config["evaluate"]["baseline"], alpha=config["evaluate"]["alpha"], test_log=log
+        )
+        out += [{**c, "dataset": dataset.name} for c in checks]
+    seen = {(c["check"], c["status"], c["detail"]) for c in out}
+    return out + [c for c in from_stats if (c["check"], c["status"], c["detail"]) not in seen]
+
+
 def build_results(config: dict, trials: list[dict], environment: dict) -> dict:
+    from slimlab.config import parse_experiment
+    from slimlab.report.fairness import fairness_sections
+    from slimlab.report.lottery import lottery_summary
+
     summary = summarize(trials, config)
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in summary:
         by_dataset[row["dataset"]].append(row)
     pareto_by_dataset = {d: pareto_front(rows) for d, rows in by_dataset.items()}
-    return {
+    stats = compare(trials, config)
+    results = {
         "slimlab_version": slimlab.__version__,
         "experiment": {"name": config["name"], "config": config},
         "environment": environment,
         "trials": trials,
         "summary": summary,
-        "comparisons": compare(trials, config),
+        "comparisons": stats["comparisons"],
+        "ranking": stats["ranking"],
         "pareto": list(dict.fromkeys(v for front in pareto_by_dataset.values() for v in front)),
         "pareto_by_dataset": pareto_by_dataset,
+        "pitfalls": pitfall_checks(trials, config, stats["pitfalls"]),
     }
+    fairness = fairness_sections(parse_experiment(config), trials)
+    if fairness:
+        results["fairness"] = fairness
+    if any(t.get("artifacts", {}).get("lottery") for t in trials):
+        ev = config["evaluate"]
+        results["lottery"] = lottery_summary(trials, margin=ev["margin"], confidence=1 - ev["alpha"])
+    return results
