@@ -12,7 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from slimlab.errors import SlimlabError
+from slimlab import __version__
+from slimlab.errors import DataFileError, SlimlabError
 
 app = typer.Typer(
     add_completion=False,
@@ -186,6 +187,102 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written
         _write_and_summarize(run_dir)
     except SlimlabError as e:
         raise _fail(str(e)) from None
+
+
+@app.command()
+def compare(
+    scores: Annotated[
+        Path, typer.Argument(help="a CSV (method, dataset, seed or fold, score[, correct]) or a results.json")
+    ],
+    baseline: Annotated[str | None, typer.Option(help="the method every other is compared with")] = None,
+    out: Annotated[Path, typer.Option(help="where results.json, report.html and cd_diagram.png go")] = Path(
+        "runs/compare"
+    ),
+    margin: Annotated[
+        float, typer.Option(help="non-inferiority and equivalence margin, in score units")
+    ] = 0.01,
+    alpha: Annotated[float, typer.Option()] = 0.05,
+    test: Annotated[
+        str, typer.Option(help="auto | paired_t | wilcoxon | permutation | nadeau_bengio | mcnemar_exact")
+    ] = "auto",
+    design: Annotated[str, typer.Option(help="auto | seeds | folds | per_sample")] = "auto",
+    lower_is_better: Annotated[bool, typer.Option(help="the score is an error or a loss")] = False,
+) -> None:
+    """Statistics on any table of scores: paired tests with Holm correction, non-inferiority verdicts,
+    a ranking with a critical-difference diagram, and the pitfall checks."""
+    import base64
+
+    from slimlab.report.compare_report import cd_png, render_compare_report
+    from slimlab.report.writer import write_json_and_html
+    from slimlab.stats import compare_scores, rows_from_trials
+
+    try:
+        table: Path | list[dict] = scores
+        if scores.suffix == ".json":
+            if not scores.is_file():
+                raise DataFileError(f"{scores}: not found")
+            try:
+                loaded = json.loads(scores.read_text(encoding="utf-8"))
+                table = rows_from_trials(loaded["trials"])
+                baseline = baseline or loaded["experiment"]["config"]["evaluate"]["baseline"]
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+                raise DataFileError(
+                    f"{scores}: not a slimlab results.json ({type(e).__name__}: {e})"
+                ) from None
+        result = compare_scores(
+            table,
+            baseline,
+            margin=margin,
+            alpha=alpha,
+            test=test,
+            design=design,
+            higher_is_better=not lower_is_better,
+        )
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    ranking = result["ranking"]
+    if ranking.get("order"):
+        console.print(
+            "ranking (average rank, lower is better): "
+            + ", ".join(f"{m} {ranking['average_ranks'][m]:.2f}" for m in ranking["order"]),
+            highlight=False,
+        )
+    if "friedman_p" in ranking:
+        console.print(
+            f"Friedman p = {ranking['friedman_p']:.4g}"
+            + (f", critical difference {ranking['cd']:.2f}" if "cd" in ranking else ""),
+            highlight=False,
+        )
+    table_out = Table(title=f"compared with {result['baseline']}", title_justify="left")
+    for col in ("dataset", "method", "n", "delta", "CI", "test", "p (Holm)", "verdict"):
+        table_out.add_column(col)
+    for c in result["comparisons"]:
+        lo, hi = c["ci"]
+        table_out.add_row(
+            c["dataset"],
+            c["variant"],
+            str(c["n"]),
+            f"{c['delta']:+.4f}",
+            f"[{lo:+.4f}, {hi:+.4f}]" if lo is not None else "–",
+            c["test"],
+            "–" if c["p_adjusted"] is None else f"{c['p_adjusted']:.4f}",
+            c["verdict"],
+        )
+    console.print(table_out)
+    for c in result["pitfalls"]:
+        if c["status"] != "pass":
+            console.print(
+                f"{c['status']}: §{c['item']} {c['check']}: {c['detail']}", highlight=False, markup=False
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    png = cd_png(result)
+    if png:
+        (out / "cd_diagram.png").write_bytes(base64.b64decode(png))
+        console.print(f"critical-difference diagram: {out / 'cd_diagram.png'}")
+    results_path, report_path = write_json_and_html(
+        {"slimlab_version": __version__, **result}, render_compare_report(result, scores.name), out
+    )
+    console.print(f"results: {results_path}\nreport:  {report_path}")
 
 
 @app.command(name="ls")

@@ -33,10 +33,14 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def write_outputs(results: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    clean = _finite(results)
+    return write_json_and_html(clean, render_report(clean), out_dir)
+
+
+def write_json_and_html(results: dict, html: str, out_dir: str | Path) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    clean = _finite(results)
     results_path, report_path = out / RESULTS_FILE, out / REPORT_FILE
-    _write_atomic(results_path, json.dumps(clean, indent=1, allow_nan=False))
-    _write_atomic(report_path, render_report(clean))
+    _write_atomic(results_path, json.dumps(_finite(results), indent=1, allow_nan=False))
+    _write_atomic(report_path, html)
     return results_path, report_path
