@@ -57,6 +57,7 @@ def environment() -> dict:
         "threads": torch.get_num_threads(),
         "quantized_engine": torch.backends.quantized.engine,
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
-        # The measured GEMM peak comes with the benchmark engine's calibration; not measured yet.
+        # Measured by bench.calibration.gemm_peak (cached per machine); an experiment fills it in when it
+        # benchmarks, and it stays None (not measured) otherwise: never a number assumed for a chip.
         "gemm_peak_gflops": None,
     }
