@@ -23,9 +23,9 @@ GRID = {
     "name": "engine-bench",
     "data": {"name": "mnist1d", "num_samples": 5000},
     "model": {"name": "cnn1d"},
-    "train": {"epochs": 15, "patience": None},
+    "train": {"epochs": 40, "patience": None},
     "variants": [{"name": "dense"}, {"name": "int8", "treatments": [{"kind": "dynamic_int8"}]}],
-    "evaluate": {"seeds": 4},
+    "evaluate": {"seeds": 8},
     "bench": {"enabled": False},
 }
 
@@ -66,10 +66,15 @@ def store_commit_ms(n: int = 200) -> float:
         return (time.perf_counter() - start) / n * 1e3
 
 
+SMALL = {**GRID, "train": {"epochs": 15, "patience": None}, "evaluate": {"seeds": 4}}
+
+
 def main() -> None:
     env = environment()
     one, n = timed_run(GRID, 1)
     two, _ = timed_run(GRID, 2)
+    small_one, n_small = timed_run(SMALL, 1)
+    small_two, _ = timed_run(SMALL, 2)
     trivial, n_trivial = timed_run(TRIVIAL, 1)
     commit = store_commit_ms()
     print("## Experiment engine (issue 5)\n")
@@ -78,9 +83,13 @@ def main() -> None:
         f"{env['cpu']}, {env['cpu_count']} cores, torch {env['torch']}, {torch.get_num_threads()} threads.\n"
     )
     print("| measurement | value |\n|---|---|")
-    print(f"| grid: {n} trials (CNN on MNIST-1D, 4 seeds × 2 variants, 15 epochs), 1 worker | {one:.1f} s |")
+    print(f"| grid: {n} trials (CNN on MNIST-1D, 8 seeds × 2 variants, 40 epochs), 1 worker | {one:.1f} s |")
     print(f"| same grid, 2 worker processes (1 torch thread each) | {two:.1f} s |")
     print(f"| speedup of 2 workers over 1 | {one / two:.2f}x |")
+    print(
+        f"| small grid: {n_small} trials (4 seeds × 2 variants, 15 epochs), 1 worker / 2 workers "
+        f"| {small_one:.1f} s / {small_two:.1f} s ({small_one / small_two:.2f}x) |"
+    )
     print(
         f"| per-trial wall time of trivial trials ({n_trivial} trials, 1-epoch 4-unit MLP on 200 samples) "
         f"| {trivial / n_trivial * 1e3:.0f} ms |"

@@ -81,6 +81,20 @@ def print_summary(results: dict) -> None:
             )
         console.print(table)
     console.print("* on the accuracy/latency Pareto front", style="dim")
+    for dataset, search in (results.get("search") or {}).items():
+        accepted = next((c for c in search["candidates"] if c["variant"] == search["accepted"]), None)
+        if not accepted:
+            console.print(
+                f"search ({dataset}): no candidate is non-inferior with confidence", highlight=False
+            )
+            continue
+        vs_dense, vs_reference = accepted["speedup_vs_dense"], accepted["speedup_vs_reference"]
+        console.print(
+            f"search ({dataset}): accepted {accepted['variant']}: {vs_dense:.2f}x faster than dense fp32 "
+            f"eager and {vs_reference:.2f}x faster than {search['reference_backend']} at batch "
+            f"{search['batch_size']}, non-inferior after Holm",
+            highlight=False,
+        )
 
 
 def _run(

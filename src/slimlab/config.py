@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -177,6 +177,57 @@ class TrackingConfig(Section):
     experiment: str | None = Field(default=None, description="MLflow experiment; default: the name")
 
 
+class SearchConfig(Section):
+    """The accuracy-aware search: every chain of structured sparsity × precision becomes a variant; the
+    report accepts the cheapest one that is non-inferior to the baseline with statistical confidence."""
+
+    structured_sparsity: list[float] = Field(
+        default=[0.0, 0.25, 0.5], min_length=1, description="share of hidden units/channels removed"
+    )
+    precision: list[Literal["fp32", "dynamic_int8", "static_int8", "bf16"]] = Field(
+        default=["fp32", "dynamic_int8", "static_int8"], min_length=1
+    )
+    finetune_epochs: int = Field(default=5, ge=0, description="after structured pruning")
+    finetune_lr: float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=64, gt=0, description="the batch size whose latency ranks candidates")
+    reference_backend: str = Field(
+        default="onnxruntime-int8",
+        description="what a user would otherwise pick, measured on the baseline in the same run",
+    )
+
+    @field_validator("structured_sparsity")
+    @classmethod
+    def _fractions(cls, values: list[float]) -> list[float]:
+        if any(not 0 <= v < 1 for v in values):
+            raise _custom(f"each sparsity must lie in [0, 1); got {values}")
+        return values
+
+    def candidates(self) -> list[VariantConfig]:
+        """One variant per (sparsity, precision), except the plain dense model."""
+        out = []
+        for sparsity in self.structured_sparsity:
+            for precision in self.precision:
+                if sparsity == 0 and precision == "fp32":
+                    continue
+                chain: list[dict] = []
+                if sparsity > 0:
+                    chain.append(
+                        {
+                            "kind": "structured_prune",
+                            "sparsity": sparsity,
+                            "finetune_epochs": self.finetune_epochs,
+                            "finetune_lr": self.finetune_lr,
+                        }
+                    )
+                if precision in ("dynamic_int8", "static_int8"):
+                    chain.append({"kind": precision})
+                elif precision == "bf16":
+                    chain.append({"kind": "half_precision", "dtype": "bf16"})
+                name = f"search-s{round(sparsity * 100)}-{precision}"
+                out.append(VariantConfig(name=name, treatments=chain))
+        return out
+
+
 class ExperimentConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
@@ -187,6 +238,7 @@ class ExperimentConfig(Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     bench: BenchConfig = Field(default_factory=BenchConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    search: SearchConfig | None = None
 
     @field_validator("data", mode="before")
     @classmethod
@@ -195,6 +247,12 @@ class ExperimentConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentConfig:
+        if self.search is not None:
+            # The search's candidates become variants; idempotent, so a stored resolved config re-parses
+            # to the same grid.
+            present = {v.name for v in self.variants}
+            extra = [v for v in self.search.candidates() if v.name not in present]
+            object.__setattr__(self, "variants", [*self.variants, *extra])
         names = [v.name for v in self.variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

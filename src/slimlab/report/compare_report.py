@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slimlab.report.html import _env
+from slimlab.report.templating import ENV
 from slimlab.stats import cd_diagram, figure_to_base64_png
 
 
@@ -12,4 +12,4 @@ def cd_png(result: dict) -> str | None:
 
 
 def render_compare_report(result: dict, source: str) -> str:
-    return _env.get_template("compare.html.j2").render(r=result, source=source, cd_png=cd_png(result))
+    return ENV.get_template("compare.html.j2").render(r=result, source=source, cd_png=cd_png(result))

@@ -26,7 +26,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
 from slimlab.data.dataset import Dataset
@@ -35,6 +34,7 @@ from slimlab.evaluate.fairness import audit_variant, compression_impact, predict
 from slimlab.evaluate.groups import MAX_CI_WIDTH, MIN_N
 from slimlab.evaluate.reliability import data_reliability
 from slimlab.report.plots import _png
+from slimlab.report.templating import ENV
 
 SCHEMA = "slimlab.fairness/1"
 
@@ -261,36 +261,10 @@ def attribute_plot(section: dict, attribute: str) -> str:
 
 # --- HTML ---------------------------------------------------------------------------------------------------
 
-_env = Environment(
-    loader=PackageLoader("slimlab.report", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def _pct(value, digits: int = 1) -> str:
-    return "–" if value is None or value != value else f"{100 * value:.{digits}f}"
-
-
-def _p(value) -> str:
-    if value is None or value != value:
-        return "–"
-    return "<0.001" if value < 1e-3 else f"{value:.3f}"
-
-
-def _num(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
-
-
-_env.filters.update(pct=_pct, p=_p, num=_num)
-
 
 def render_fairness_html(section: dict, plots: bool = True) -> str:
     """An HTML fragment (no <html> or <body>) to place inside report.html, every string escaped."""
     images = {}
     if plots and section.get("variants"):
         images = {a: attribute_plot(section, a) for a in section["groups"]}
-    return _env.get_template("fairness.html.j2").render(s=section, images=images)
+    return ENV.get_template("fairness.html.j2").render(s=section, images=images)

@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from slimlab.bench.plots import latency_vs_batch, roofline_plot
 from slimlab.report.plots import learning_curves, pareto_plot
-
-_env = Environment(
-    loader=PackageLoader("slimlab.report", "templates"),
-    autoescape=select_autoescape(default=True, default_for_string=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-
-
-def _num(value, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}f}"
-
-
-def _pct(value) -> str:
-    return "–" if value is None or value != value else f"{100 * value:.1f}"
-
-
-def _p(value) -> str:
-    if value is None or value != value:
-        return "–"
-    return "<0.001" if value < 1e-3 else f"{value:.3f}"
-
-
-_env.filters.update(num=_num, pct=_pct, p=_p)
+from slimlab.report.templating import ENV
 
 
 def _bench_plots(trials: list[dict], baseline: str, peak: dict | None) -> dict[str, str | None]:
@@ -93,7 +64,7 @@ def render_report(results: dict) -> str:
     lottery_png = (
         lottery_plot(results["trials"], confidence=1 - config["evaluate"]["alpha"]) if lottery else None
     )
-    return _env.get_template("report.html.j2").render(
+    return ENV.get_template("report.html.j2").render(
         results=results,
         config=config,
         sections=sections,

@@ -201,6 +201,10 @@ def build_results(config: dict, trials: list[dict], environment: dict) -> dict:
     fairness = fairness_sections(parse_experiment(config), trials)
     if fairness:
         results["fairness"] = fairness
+    if config.get("search"):
+        from slimlab.report.search import search_decision
+
+        results["search"] = search_decision(results, config)
     if any(t.get("artifacts", {}).get("lottery") for t in trials):
         ev = config["evaluate"]
         results["lottery"] = lottery_summary(trials, margin=ev["margin"], confidence=1 - ev["alpha"])

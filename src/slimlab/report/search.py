@@ -1,0 +1,138 @@
+"""The accuracy-aware search's decision: the cheapest candidate that is provably no worse.
+
+Intel Neural Compressor tunes until a point estimate of the accuracy loss is within a tolerance. Here:
+
+1. Screening on validation only: a candidate whose mean paired validation-accuracy change is below
+   -margin is dropped before the test split is consulted (Lones 3.7: select on validation data).
+2. Ranking by cost: the measured p50 latency at the search's batch size (offline scenario, the
+   candidate's own runtime through the eager backend), averaged over seeds.
+3. Acceptance on the final evaluation: each screened candidate's one-sided non-inferiority p-value
+   (H0: delta <= -margin, paired over seeds on the test split), Holm-corrected across every screened
+   candidate at alpha/2 (the level of the CI rule used for verdicts); the cheapest candidate whose
+   corrected test rejects is accepted.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from statsmodels.stats.multitest import multipletests
+
+from slimlab.report.results import _bench, pareto_front
+
+PREFIX = "search-"
+METHOD = (
+    "screen on validation (mean paired change >= -margin), rank by measured latency, accept the cheapest "
+    "whose "
+    "one-sided non-inferiority test (paired t over seeds, test split) rejects after Holm correction across "
+    "the screened candidates at alpha/2"
+)
+
+
+def _latency(trial: dict, batch: int, backend: str = "eager") -> float | None:
+    record = _bench(trial, "offline", batch, backend)
+    return record["latency_ms"]["p50"] if record else None
+
+
+def _geomean_ratio(pairs: list[tuple[float | None, float | None]]) -> float | None:
+    logs = [math.log(b / a) for a, b in pairs if a and b]
+    return math.exp(float(np.mean(logs))) if logs else None
+
+
+def search_decision(results: dict, config: dict) -> dict:
+    search, ev = config["search"], config["evaluate"]
+    baseline, margin, alpha, batch = ev["baseline"], ev["margin"], ev["alpha"], search["batch_size"]
+    ok = [t for t in results["trials"] if t["status"] == "ok"]
+    by_key = {(t["dataset"], t["variant"], t["seed"]): t for t in ok}
+    comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
+    out = {}
+    for dataset in dict.fromkeys(t["dataset"] for t in ok):
+        dense = {t["seed"]: t for t in ok if t["dataset"] == dataset and t["variant"] == baseline}
+        reference = [_latency(t, batch, search["reference_backend"]) for t in dense.values()]
+        reference = [r for r in reference if r]
+        rows = []
+        for variant in dict.fromkeys(t["variant"] for t in ok if t["dataset"] == dataset):
+            if not variant.startswith(PREFIX):
+                continue
+            trials = {s: by_key[(dataset, variant, s)] for s in dense if (dataset, variant, s) in by_key}
+            c = comparisons.get((dataset, variant), {})
+            latency = [_latency(t, batch) for t in trials.values()]
+            val_delta = [
+                trials[s]["metrics"]["val_accuracy"] - dense[s]["metrics"]["val_accuracy"] for s in trials
+            ]
+            mean_latency = float(np.mean([v for v in latency if v])) if any(latency) else None
+            rows.append(
+                {
+                    "variant": variant,
+                    "treatments": next(iter(trials.values()))["treatments"] if trials else [],
+                    "seeds": sorted(trials),
+                    "latency_ms": mean_latency,
+                    "speedup_vs_dense": _geomean_ratio(
+                        [(_latency(trials[s], batch), _latency(dense[s], batch)) for s in trials]
+                    ),
+                    "speedup_vs_reference": (
+                        float(np.mean(reference)) / mean_latency if reference and mean_latency else None
+                    ),
+                    "val_delta": float(np.mean(val_delta)) if val_delta else None,
+                    "screened_in": bool(val_delta) and float(np.mean(val_delta)) >= -margin,
+                    "test_delta": c.get("delta"),
+                    "test_ci": c.get("ci"),
+                    "p_noninferiority": c.get("p_noninferiority"),
+                }
+            )
+        tried = [
+            r
+            for r in rows
+            if r["screened_in"] and r["p_noninferiority"] is not None and r["latency_ms"] is not None
+        ]
+        if tried:
+            reject, adjusted, _, _ = multipletests(
+                [r["p_noninferiority"] for r in tried], alpha=alpha / 2, method="holm"
+            )
+            for r, rej, adj in zip(tried, reject, adjusted, strict=True):
+                r["p_noninferiority_holm"] = float(adj)
+                r["non_inferior"] = bool(rej)
+        for r in rows:
+            r.setdefault("p_noninferiority_holm", None)
+            r.setdefault("non_inferior", False)
+        rows.sort(key=lambda r: (r["latency_ms"] is None, r["latency_ms"] or 0))
+        accepted = next((r for r in rows if r["non_inferior"]), None)
+        dense_latency = [_latency(t, batch) for t in dense.values()]
+        points = [
+            {
+                "variant": r["variant"],
+                "n_ok": len(r["seeds"]),
+                "latency_p50_ms": r["latency_ms"],
+                "accuracy": {"mean": (_accuracy_mean(results, dataset, r["variant"]))},
+            }
+            for r in rows
+        ]
+        points.append(
+            {
+                "variant": baseline,
+                "n_ok": len(dense),
+                "latency_p50_ms": float(np.mean(dense_latency))
+                if all(dense_latency) and dense_latency
+                else None,
+                "accuracy": {"mean": _accuracy_mean(results, dataset, baseline)},
+            }
+        )
+        out[dataset] = {
+            "batch_size": batch,
+            "reference_backend": search["reference_backend"],
+            "reference_latency_ms": float(np.mean(reference)) if reference else None,
+            "dense_latency_ms": points[-1]["latency_p50_ms"],
+            "candidates": rows,
+            "accepted": accepted["variant"] if accepted else None,
+            "pareto": pareto_front([p for p in points if p["accuracy"]["mean"] is not None]),
+            "method": METHOD,
+        }
+    return out
+
+
+def _accuracy_mean(results: dict, dataset: str, variant: str) -> float | None:
+    for row in results["summary"]:
+        if row["dataset"] == dataset and row["variant"] == variant:
+            return row["accuracy"]["mean"]
+    return None

@@ -1,0 +1,120 @@
+"""The accuracy-aware search: candidates from [search], and the decision rule on known numbers."""
+
+import json
+
+from typer.testing import CliRunner
+
+from slimlab.cli import app
+from slimlab.config import parse_experiment
+from slimlab.report.search import search_decision
+from tests.conftest import TINY_TOML
+
+CONFIG = {
+    "search": {"batch_size": 64, "reference_backend": "ort8"},
+    "evaluate": {"baseline": "dense", "margin": 0.01, "alpha": 0.05},
+}
+
+
+def _trial(variant, seed, latency, val):
+    bench = [
+        {
+            "backend": "eager",
+            "status": "ok",
+            "scenario": "offline",
+            "batch_size": 64,
+            "latency_ms": {"p50": latency},
+        }
+    ]
+    if variant == "dense":
+        bench.append(
+            {
+                "backend": "ort8",
+                "status": "ok",
+                "scenario": "offline",
+                "batch_size": 64,
+                "latency_ms": {"p50": latency / 2},
+            }
+        )
+    return {
+        "dataset": "d",
+        "variant": variant,
+        "seed": seed,
+        "status": "ok",
+        "treatments": [],
+        "metrics": {"val_accuracy": val},
+        "bench": bench,
+    }
+
+
+def _results(candidates):
+    """candidates: name -> (latency, val accuracy change, one-sided p of non-inferiority)."""
+    trials = [_trial("dense", s, 1.0, 0.9) for s in range(5)]
+    comparisons, summary = [], [{"dataset": "d", "variant": "dense", "accuracy": {"mean": 0.9}}]
+    for name, (latency, val_delta, p) in candidates.items():
+        trials += [_trial(name, s, latency, 0.9 + val_delta) for s in range(5)]
+        comparisons.append(
+            {"dataset": "d", "variant": name, "delta": 0.0, "ci": [-0.005, 0.005], "p_noninferiority": p}
+        )
+        summary.append({"dataset": "d", "variant": name, "accuracy": {"mean": 0.9}})
+    return {"trials": trials, "comparisons": comparisons, "summary": summary}
+
+
+def test_accepts_the_cheapest_candidate_that_survives_holm():
+    decision = search_decision(
+        _results(
+            {
+                "search-fastest-but-worse-on-val": (0.1, -0.05, 0.0001),  # screened out on validation
+                "search-fast-but-unsure": (0.2, 0.0, 0.015),  # 0.015 < 0.025 alone; Holm makes it 0.03
+                "search-slower-and-sure": (0.3, 0.0, 0.001),
+                "search-slowest": (0.5, 0.0, 0.04),
+            }
+        ),
+        CONFIG,
+    )["d"]
+    rows = {r["variant"]: r for r in decision["candidates"]}
+    assert not rows["search-fastest-but-worse-on-val"]["screened_in"]
+    assert rows["search-fastest-but-worse-on-val"]["p_noninferiority_holm"] is None
+    assert abs(rows["search-fast-but-unsure"]["p_noninferiority_holm"] - 0.015 * 2) < 1e-12
+    assert (
+        not rows["search-fast-but-unsure"]["non_inferior"] and rows["search-slower-and-sure"]["non_inferior"]
+    )
+    assert decision["accepted"] == "search-slower-and-sure"
+    assert abs(rows["search-slower-and-sure"]["speedup_vs_dense"] - 1.0 / 0.3) < 1e-9
+    assert abs(rows["search-slower-and-sure"]["speedup_vs_reference"] - 0.5 / 0.3) < 1e-9
+    assert decision["candidates"][0]["variant"] == "search-fastest-but-worse-on-val"  # sorted by latency
+
+
+def test_nothing_accepted_when_nothing_is_sure():
+    decision = search_decision(_results({"search-a": (0.2, 0.0, 0.3)}), CONFIG)["d"]
+    assert decision["accepted"] is None
+
+
+def test_search_section_expands_into_variants_and_runs(tmp_path):
+    raw = {
+        "name": "s",
+        "variants": [{"name": "dense"}],
+        "search": {"structured_sparsity": [0.0, 0.5], "precision": ["fp32", "dynamic_int8"]},
+    }
+    config = parse_experiment(raw)
+    assert [v.name for v in config.variants] == [
+        "dense",
+        "search-s0-dynamic_int8",
+        "search-s50-fp32",
+        "search-s50-dynamic_int8",
+    ]
+    assert parse_experiment(config.to_dict()).to_dict() == config.to_dict()  # idempotent
+    toml = TINY_TOML.split("[[variants]]")[0] + (
+        '[[variants]]\nname = "dense"\n[evaluate]\nseeds = 2\n[bench]\nthroughput_batch_size = 64\n'
+        "min_time_s = 0.01\nmin_iters = 5\nwarmup_iters = 1\n"
+        "[search]\nstructured_sparsity = [0.0, 0.5]\n"
+        'precision = ["fp32", "dynamic_int8"]\nfinetune_epochs = 1\n'
+    )
+    (tmp_path / "s.toml").write_text(toml)
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "s.toml"), "--out", str(tmp_path / "o"), "--quick"]
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "search (mnist1d):" in result.output
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert len(results["search"]["mnist1d"]["candidates"]) == 3
+    assert "Search: the cheapest variant" in (tmp_path / "o" / "report.html").read_text()
