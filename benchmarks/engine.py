@@ -23,7 +23,7 @@ GRID = {
     "name": "engine-bench",
     "data": {"name": "mnist1d", "num_samples": 5000},
     "model": {"name": "cnn1d"},
-    "train": {"epochs": 40, "patience": None},
+    "train": {"epochs": 120, "patience": None},
     "variants": [{"name": "dense"}, {"name": "int8", "treatments": [{"kind": "dynamic_int8"}]}],
     "evaluate": {"seeds": 8},
     "bench": {"enabled": False},
@@ -83,7 +83,7 @@ def main() -> None:
         f"{env['cpu']}, {env['cpu_count']} cores, torch {env['torch']}, {torch.get_num_threads()} threads.\n"
     )
     print("| measurement | value |\n|---|---|")
-    print(f"| grid: {n} trials (CNN on MNIST-1D, 8 seeds × 2 variants, 40 epochs), 1 worker | {one:.1f} s |")
+    print(f"| grid: {n} trials (CNN on MNIST-1D, 8 seeds × 2 variants, 120 epochs), 1 worker | {one:.1f} s |")
     print(f"| same grid, 2 worker processes (1 torch thread each) | {two:.1f} s |")
     print(f"| speedup of 2 workers over 1 | {one / two:.2f}x |")
     print(

@@ -37,7 +37,7 @@ def test_worker_processes_match_in_process(reference, tmp_path):
     assert len(json.loads((tmp_path / "o" / "results.json").read_text())["trials"]) == 6
 
 
-def _die_on_seed_1(config, group, workers):
+def _die_on_seed_1(config, group, workers, run_dir=None):
     """A task whose worker process dies mid-group, as with the OOM killer."""
     from slimlab.experiment.executors import GroupTask
 

@@ -123,3 +123,39 @@ def test_fairness_section_for_a_grouped_dataset(tmp_path):
     assert "region" in results["trials"][0]["groups"]
     html = (tmp_path / "o" / "report.html").read_text()
     assert "region" in html and html.count("data:image/png;base64,") >= 4
+
+
+def test_a_saved_trial_is_a_bench_input(tmp_path):
+    toml = TINY_TOML.replace("[bench]\n", "[bench]\nsave_models = true\n")
+    (tmp_path / "t.toml").write_text(toml)
+    out = tmp_path / "o"
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "t.toml"), "--out", str(out), "--quick"])
+    assert result.exit_code == 0, result.output + result.stderr
+    trials = {(t["variant"], t["seed"]): t for t in json.loads((out / "results.json").read_text())["trials"]}
+    assert (out / trials[("prune50", 0)]["model_file"]).is_file()
+    assert trials[("int8", 0)]["model_file"] is None  # torch.ao's int8 modules do not export to ONNX
+    assert "not exportable" in trials[("int8", 0)]["model_file_reason"]
+    bench = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(out),
+            "--trial",
+            "prune50/0",
+            "--backend",
+            "onnxruntime",
+            "--scenario",
+            "single-stream",
+            "--quick",
+            "--no-calibrate",
+            "--accuracy",
+            "--json",
+        ],
+    )
+    assert bench.exit_code == 0, bench.output + bench.stderr
+    records = json.loads(bench.stdout)
+    assert records[0]["status"] == "ok" and records[0]["accuracy"] is not None
+    assert abs(records[0]["accuracy"] - trials[("prune50", 0)]["metrics"]["val_accuracy"]) < 1e-6
+    for bad, message in (("nope/0", "matches 0 trials"), ("int8/0", "has no saved model")):
+        result = CliRunner().invoke(app, ["bench", str(out), "--trial", bad, "--quick"])
+        assert result.exit_code == 2 and message in result.stderr.replace("\n", " ")

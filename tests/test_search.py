@@ -63,10 +63,11 @@ def test_accepts_the_cheapest_candidate_that_survives_holm():
     decision = search_decision(
         _results(
             {
-                "search-fastest-but-worse-on-val": (0.1, -0.05, 0.0001),  # screened out on validation
+                "search-fastest-but-worse-on-val": (0.1, -0.05, 0.0001),  # confidently worse on validation
                 "search-fast-but-unsure": (0.2, 0.0, 0.015),  # 0.015 < 0.025 alone; Holm makes it 0.03
                 "search-slower-and-sure": (0.3, 0.0, 0.001),
                 "search-slowest": (0.5, 0.0, 0.04),
+                "search-slower-than-dense": (1.5, 0.0, 0.0001),  # never accepted, however sure
             }
         ),
         CONFIG,
@@ -82,6 +83,12 @@ def test_accepts_the_cheapest_candidate_that_survives_holm():
     assert abs(rows["search-slower-and-sure"]["speedup_vs_dense"] - 1.0 / 0.3) < 1e-9
     assert abs(rows["search-slower-and-sure"]["speedup_vs_reference"] - 0.5 / 0.3) < 1e-9
     assert decision["candidates"][0]["variant"] == "search-fastest-but-worse-on-val"  # sorted by latency
+
+
+def test_a_candidate_slower_than_the_baseline_is_never_tried():
+    decision = search_decision(_results({"search-slow": (1.5, 0.0, 0.0001)}), CONFIG)["d"]
+    assert decision["accepted"] is None
+    assert not decision["candidates"][0]["faster_than_baseline"]
 
 
 def test_nothing_accepted_when_nothing_is_sure():

@@ -356,6 +356,46 @@ def _load_bench_dataset(name: str):
         raise SlimlabError(f"--dataset: {str(e).splitlines()[-1].strip()}") from None
 
 
+def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
+    """A trial's saved model (`[bench] save_models = true`) and, with --accuracy, its validation split.
+    TRIAL is a trial id or VARIANT/SEED (VARIANT/SEED/DATASET when the run has several datasets)."""
+    from slimlab.bench.loading import load_onnx
+    from slimlab.config import DataConfig
+    from slimlab.data import load_dataset
+    from slimlab.experiment import Store
+
+    with Store.open_existing(run_dir) as store:
+        trials = store.trials(predictions=False)
+    parts = trial.split("/")
+    matches = [
+        t
+        for t in trials
+        if t["id"] == trial
+        or (
+            len(parts) >= 2
+            and t["variant"] == parts[0]
+            and str(t["seed"]) == parts[1]
+            and (len(parts) < 3 or t["dataset"] == parts[2])
+        )
+    ]
+    if len(matches) != 1:
+        known = ", ".join(sorted({f"{t['variant']}/{t['seed']}" for t in trials})[:12])
+        raise SlimlabError(f"--trial {trial!r} matches {len(matches)} trials in {run_dir}; known: {known}")
+    found = matches[0]
+    if not found.get("model_file"):
+        why = found.get("model_file_reason") or "the run did not set `[bench] save_models = true`"
+        raise SlimlabError(f"trial {trial!r} has no saved model: {why}")
+    loaded = load_onnx(run_dir / found["model_file"])
+    validation = None
+    if accuracy:
+        with Store.open_existing(run_dir) as store:
+            config = store.get_meta("config")
+        options = next(d for d in config["data"] if d["name"] == found["dataset"])
+        data = load_dataset(DataConfig.model_validate(options), found["seed"])
+        validation = (data.val.x, data.val.y)
+    return loaded, validation
+
+
 def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | None, accuracy: bool):
     """(the model, the validation split or None). MODEL is a file (by its suffix) or a reference model
     name; the dataset gives a reference model's input shape, and with --accuracy the split to score on."""
@@ -432,8 +472,12 @@ def print_bench(records: list[dict]) -> None:
 @app.command()
 def bench(
     model: Annotated[
-        str, typer.Argument(help="a reference model name (mlp, cnn1d) or a .onnx/.pt2/.pt file")
+        str,
+        typer.Argument(help="a reference model name (mlp, cnn1d), a .onnx/.pt2/.pt file, or a run directory"),
     ],
+    trial: Annotated[
+        str | None, typer.Option(help="with a run directory: the trial, as VARIANT/SEED or its id")
+    ] = None,
     backend: Annotated[str, typer.Option(help="comma-separated backends")] = "eager,compile,onnxruntime",
     batch_sizes: Annotated[str, typer.Option(help="comma-separated offline sweep")] = "1,64",
     scenario: Annotated[
@@ -486,7 +530,10 @@ def bench(
             err = e.errors()[0]
             where = ".".join(str(p) for p in err["loc"])
             raise SlimlabError(f"`{where}`: {err['msg']}") from None
-        loaded, validation = _bench_input(model, dataset, input_shape, arch, accuracy)
+        if trial:
+            loaded, validation = _saved_trial(Path(model), trial, accuracy)
+        else:
+            loaded, validation = _bench_input(model, dataset, input_shape, arch, accuracy)
     except SlimlabError as e:
         raise _fail(str(e)) from None
     if quick:

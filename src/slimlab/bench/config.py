@@ -23,6 +23,7 @@ ENGINE_FIELDS = (
     "dollars_per_hour",
     "accuracy_margin",
     "check_outputs",
+    "save_models",
 )
 
 
@@ -69,6 +70,10 @@ class BenchConfig(BaseModel):
         default=0.01, ge=0, description="a backend whose accuracy drops more than this is flagged"
     )
     check_outputs: bool = Field(default=True, description="compare every backend's outputs with eager")
+    save_models: bool = Field(
+        default=False,
+        description="save each trial's treated model as ONNX in RUN/models, for `slimlab bench RUN --trial`",
+    )
 
     @model_validator(mode="after")
     def _positive_batches(self) -> BenchConfig:

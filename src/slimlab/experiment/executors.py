@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import torch
@@ -44,10 +45,11 @@ class GroupTask:
     config: dict
     trial_ids: tuple[str, ...]
     workers: int
+    run_dir: str | None = None  # where saved models go; a path every worker can write to
 
 
-def _task(config: ExperimentConfig, group: list[TrialSpec], workers: int) -> GroupTask:
-    return GroupTask(config.to_dict(), tuple(s.id for s in group), workers)
+def _task(config: ExperimentConfig, group: list[TrialSpec], workers: int, run_dir=None) -> GroupTask:
+    return GroupTask(config.to_dict(), tuple(s.id for s in group), workers, str(run_dir) if run_dir else None)
 
 
 def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = None) -> None:
@@ -73,7 +75,7 @@ def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = Non
             bench["concurrent_workers"] = task.workers
         emit(record)
 
-    run_group(group, config, trainer, progress, tagged)
+    run_group(group, config, trainer, progress, tagged, Path(task.run_dir) if task.run_dir else None)
 
 
 def _fail_missing(group: list[TrialSpec], seen: set[str], error: BaseException, keep: Keep) -> None:
@@ -90,9 +92,9 @@ class InProcessExecutor:
     name = "local"
     workers = 1
 
-    def run(self, config, groups, progress, keep) -> None:
+    def run(self, config, groups, progress, keep, run_dir=None) -> None:
         for group in groups:
-            execute_task(_task(config, group, 1), keep, progress)
+            execute_task(_task(config, group, 1, run_dir), keep, progress)
 
 
 def _init_worker(threads: int) -> None:
@@ -115,8 +117,10 @@ class WorkerPoolExecutor:
         self.workers = workers
         self.threads = threads or max(1, torch.get_num_threads() // workers)
         self.retries = retries
+        self._run_dir: Path | None = None
 
-    def run(self, config, groups, progress, keep) -> None:
+    def run(self, config, groups, progress, keep, run_dir=None) -> None:
+        self._run_dir = run_dir
         context = multiprocessing.get_context("spawn")
         seen: set[str] = set()
 
@@ -145,7 +149,8 @@ class WorkerPoolExecutor:
                 self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
             ) as pool:
                 futures = {
-                    pool.submit(_worker_task, _task(config, g, self.workers), records): g for g in groups
+                    pool.submit(_worker_task, _task(config, g, self.workers, self._run_dir), records): g
+                    for g in groups
                 }
                 remaining = set(futures)
                 while remaining:
@@ -193,7 +198,7 @@ class RayExecutor:
         self.workers = workers or 0
         self.retries = retries
 
-    def run(self, config, groups, progress, keep) -> None:
+    def run(self, config, groups, progress, keep, run_dir=None) -> None:
         import ray
 
         started_here = not ray.is_initialized()
@@ -208,7 +213,7 @@ class RayExecutor:
             workers = self.workers or cpus
             threads = max(1, cpus // workers)
             remote = ray.remote(num_cpus=threads, max_retries=self.retries)(_ray_task)
-            refs = {remote.remote(_task(config, g, workers)): g for g in groups}
+            refs = {remote.remote(_task(config, g, workers, run_dir)): g for g in groups}
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)

@@ -54,8 +54,33 @@ def _identity(spec: TrialSpec) -> dict:
     }
 
 
+def save_model(model: nn.Module, example: torch.Tensor, path: Path) -> str | None:
+    """Write the treated model as ONNX (atomically); return why not, or None when saved. A model that
+    already runs in ONNX Runtime (static int8) is written as it is; one that ONNX cannot express
+    (torch.ao's dynamic int8 modules) is not saved, and the trial record says why."""
+    from slimlab.bench.backends import export_onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    try:
+        if isinstance(getattr(model, "onnx_model", None), torch.Tensor):
+            tmp.write_bytes(model.onnx_model.numpy().tobytes())
+        else:
+            export_onnx(model, example, tmp)
+    except Exception as e:  # the export is a convenience: its failure must not fail the trial
+        tmp.unlink(missing_ok=True)
+        return f"not exportable to ONNX: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    tmp.replace(path)
+    return None
+
+
 def evaluate_trial(
-    spec: TrialSpec, model: nn.Module, data: Dataset, config: ExperimentConfig, extra: dict
+    spec: TrialSpec,
+    model: nn.Module,
+    data: Dataset,
+    config: ExperimentConfig,
+    extra: dict,
+    run_dir: Path | None = None,
 ) -> dict:
     """Score a treated model on the test split (its one, final use, logged) and measure what it costs."""
     test_log = TestSetLog()
@@ -88,6 +113,12 @@ def evaluate_trial(
         "predictions": predictions.astype(int).tolist(),
         "test_openings": test_log.openings,
     }
+    if config.bench.save_models and run_dir is not None:
+        relative = f"models/{spec.id}.onnx"
+        reason = save_model(model, torch.as_tensor(data.val.x[:2]), run_dir / relative)
+        record["model_file"] = None if reason else relative
+        if reason:
+            record["model_file_reason"] = reason
     if test.groups:
         record["groups"] = trial_group_metrics(test.y, predictions, test.groups, num_classes=data.num_classes)
     if config.bench.enabled:
@@ -148,7 +179,7 @@ def run_experiment(
             groups.setdefault((spec.dataset.model_dump_json(), spec.seed), []).append(spec)
         progress.start(len(todo))
         try:
-            executor.run(config, list(groups.values()), progress, keep)
+            executor.run(config, list(groups.values()), progress, keep, out)
         finally:
             progress.close()
         return store.trials([s.id for s in specs])
@@ -160,6 +191,7 @@ def run_group(
     trainer: Trainer,
     progress: RunProgress,
     keep: Callable[[dict], None],
+    run_dir: Path | None = None,
 ) -> None:
     """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it."""
     first = group[0]
@@ -184,7 +216,7 @@ def run_group(
             model = apply(dense, spec.variant.treatments, context)
             treat_seconds = time.perf_counter() - start
             extra = {"train_seconds": round(trained.seconds, 3), "treat_seconds": round(treat_seconds, 3)}
-            record = evaluate_trial(spec, model, data, config, extra)
+            record = evaluate_trial(spec, model, data, config, extra, run_dir)
             record["train"] = _train_summary(trained)
             record["artifacts"] = context.artifacts
             keep(record)
