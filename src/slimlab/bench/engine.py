@@ -5,6 +5,7 @@ like a trial's `bench` entries (DESIGN.md), with the engine's extra fields added
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -147,12 +148,15 @@ def _record(
     }
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _skipped(name: str, reason: str) -> dict:
     # The measured fields are present and None, so code that reads records by key need not special-case.
     return {
         "backend": name,
         "status": "skipped",
-        "reason": reason,
+        "reason": _ANSI.sub("", reason),  # exporters colour their messages for terminals
         "scenario": None,
         "batch_size": None,
         "latency_ms": None,
