@@ -125,3 +125,24 @@ def test_search_section_expands_into_variants_and_runs(tmp_path):
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert len(results["search"]["mnist1d"]["candidates"]) == 3
     assert "Search: the cheapest variant" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_a_candidate_that_harms_a_group_is_not_accepted_when_groups_are_required():
+    results = _results({"search-fast": (0.2, 0.0, 0.001), "search-slower": (0.3, 0.0, 0.002)})
+    harm = {
+        "variant": "search-fast",
+        "verdict": "inferior",
+        "attribute": "region",
+        "group": "west",
+        "n": 40,
+        "delta": -0.1,
+        "ci": [-0.2, -0.05],
+        "p_inferiority_holm": 0.001,
+    }
+    results["fairness"] = {"d": {"compression": {"rows": [harm]}}}
+    assert search_decision(results, CONFIG)["d"]["accepted"] == "search-fast"  # not required: accepted
+    required = {**CONFIG, "search": {**CONFIG["search"], "require_no_inferior_group": True}}
+    decision = search_decision(results, required)["d"]
+    assert decision["accepted"] == "search-slower"
+    fast = next(r for r in decision["candidates"] if r["variant"] == "search-fast")
+    assert fast["inferior_groups"][0]["group"] == "west" and not fast["groups_ok"]

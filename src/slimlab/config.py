@@ -194,6 +194,10 @@ class SearchConfig(Section):
         default="onnxruntime-int8",
         description="what a user would otherwise pick, measured on the baseline in the same run",
     )
+    require_no_inferior_group: bool = Field(
+        default=False,
+        description="on a dataset with groups, accept no candidate that makes any group inferior (Holm)",
+    )
 
     @field_validator("structured_sparsity")
     @classmethod

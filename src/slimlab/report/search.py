@@ -21,6 +21,7 @@ import math
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
+from slimlab.evaluate.fairness import inferior_groups
 from slimlab.report.results import _bench, pareto_front
 from slimlab.stats import mean_ci
 
@@ -95,8 +96,14 @@ def search_decision(results: dict, config: dict) -> dict:
             )
         dense_latency = [_latency(t, batch) for t in dense.values()]
         dense_mean = float(np.mean(dense_latency)) if dense_latency and all(dense_latency) else None
+        # With `require_no_inferior_group`, a candidate that makes any group of this dataset inferior
+        # (per-group non-inferiority, Holm across groups x variants; see evaluate.fairness) is excluded.
+        groups = (results.get("fairness") or {}).get(dataset)
+        require = bool(search.get("require_no_inferior_group"))
         for r in rows:
             r["faster_than_baseline"] = bool(r["latency_ms"] and dense_mean and r["latency_ms"] < dense_mean)
+            r["inferior_groups"] = inferior_groups(groups["compression"], r["variant"]) if groups else []
+            r["groups_ok"] = not (require and r["inferior_groups"])
         tried = [
             r
             for r in rows
@@ -113,7 +120,7 @@ def search_decision(results: dict, config: dict) -> dict:
             r.setdefault("p_noninferiority_holm", None)
             r.setdefault("non_inferior", False)
         rows.sort(key=lambda r: (r["latency_ms"] is None, r["latency_ms"] or 0))
-        accepted = next((r for r in rows if r["non_inferior"]), None)
+        accepted = next((r for r in rows if r["non_inferior"] and r["groups_ok"]), None)
         points = [
             {
                 "variant": r["variant"],
@@ -140,6 +147,8 @@ def search_decision(results: dict, config: dict) -> dict:
             "accepted": accepted["variant"] if accepted else None,
             "pareto": pareto_front([p for p in points if p["accuracy"]["mean"] is not None]),
             "method": METHOD,
+            "require_no_inferior_group": require,
+            "groups_checked": groups is not None,
         }
     return out
 
