@@ -121,6 +121,8 @@ def test_fairness_section_for_a_grouped_dataset(tmp_path):
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert "mnist1d_groups" in results["fairness"]
     assert "region" in results["trials"][0]["groups"]
+    region = next(iter(results["trials"][0]["groups"]["region"].values()))
+    assert 0 <= region["ece"]["value"] <= 1  # per-group calibration from the model's probabilities
     html = (tmp_path / "o" / "report.html").read_text()
     assert "region" in html and html.count("data:image/png;base64,") >= 4
 

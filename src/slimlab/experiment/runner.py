@@ -120,7 +120,11 @@ def evaluate_trial(
         if reason:
             record["model_file_reason"] = reason
     if test.groups:
-        record["groups"] = trial_group_metrics(test.y, predictions, test.groups, num_classes=data.num_classes)
+        # Per-group calibration (ECE) from the softmax of the logits; the probabilities are not stored.
+        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
+        record["groups"] = trial_group_metrics(
+            test.y, predictions, test.groups, num_classes=data.num_classes, probs=probs
+        )
     if config.bench.enabled:
         # Each backend is also checked on the validation split, so an accuracy lost in export shows.
         record["bench"] = run_benchmark(
