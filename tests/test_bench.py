@@ -3,7 +3,15 @@ import time
 import numpy as np
 import torch
 
-from slimlab.bench import BenchConfig, Latency, bench_eager, environment, harness_overhead, measure
+from slimlab.bench import (
+    BenchConfig,
+    Latency,
+    environment,
+    from_module,
+    harness_overhead,
+    measure,
+    run_benchmark,
+)
 from slimlab.models import build_model
 
 
@@ -28,18 +36,22 @@ def test_harness_overhead_is_small():
     assert harness_overhead(min_time_s=0.01, min_iters=100).percentile_ms(50) < 0.1
 
 
-def test_bench_eager_records():
+def test_eager_records_of_a_module():
     model = build_model("mlp", {"hidden": [16]}, (40,), 10)
     config = BenchConfig(
         latency_batch_size=1, throughput_batch_size=32, min_time_s=0.01, min_iters=5, warmup_iters=1
     )
-    records = bench_eager(model, (40,), config)
-    assert [r["batch_size"] for r in records] == [1, 32]
+    records = run_benchmark(from_module(model, (40,)), config)
+    assert [(r["scenario"], r["batch_size"]) for r in records] == [
+        ("single-stream", 1),
+        ("offline", 1),
+        ("offline", 32),
+    ]
     for r in records:
         assert r["backend"] == "eager" and r["threads"] == torch.get_num_threads()
         assert 0 < r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["p99"]
         assert r["throughput_per_s"] > 0
-        assert r["energy_j"] is None  # not measured in this slice; never made up
+        assert r["energy_j"] is not None or r["energy_reason"]  # measured, or null with the reason
 
 
 def test_environment_is_looked_up():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimlab.bench import BenchConfig, bench_eager
+from slimlab.bench import BenchConfig, from_module, run_benchmark
 from slimlab.config import DataConfig
 from slimlab.data import load_dataset
 from slimlab.errors import ConfigError, SlimlabError, UnknownNameError
@@ -98,7 +98,9 @@ def test_conformance(kind, tiny_data):
     serialized_size(treated)
     count_flops(treated, torch.as_tensor(tiny_data.test.x[:1]))
     bench = BenchConfig(warmup_iters=1, min_time_s=0.001, min_iters=2, throughput_batch_size=8)
-    assert [r["batch_size"] for r in bench_eager(treated, (40,), bench)] == [1, 8]
+    records = run_benchmark(from_module(treated, (40,)), bench)
+    assert all(r["status"] == "ok" for r in records)
+    assert [r["batch_size"] for r in records if r["scenario"] == "offline"] == [1, 8]
     # frozen
     with pytest.raises(Exception, match="frozen"):
         config.kind_alias = 1  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ from slimlab.bench.accuracy import accuracy_by_backend
 from slimlab.bench.backends import BACKENDS, Backend, BackendSkipped, Prepared, get_backend
 from slimlab.bench.calibration import gemm_peak, roofline
 from slimlab.bench.config import BenchConfig
-from slimlab.bench.eager import bench_eager
 from slimlab.bench.engine import run_benchmark, speedups
 from slimlab.bench.environment import environment
 from slimlab.bench.latency import Latency, harness_overhead, measure
@@ -24,7 +23,6 @@ __all__ = [
     "Prepared",
     "ScenarioSettings",
     "accuracy_by_backend",
-    "bench_eager",
     "environment",
     "from_module",
     "from_reference",
