@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 from matplotlib.figure import Figure
 
+from slimlab.plotting import png_base64
 
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+_png = png_base64  # the dpi these plots were always drawn at (110)
 
 
 def _ok(records: list[dict], scenario: str) -> list[dict]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from slimlab.report.plots import cd_diagram_png
 from slimlab.report.templating import ENV
-from slimlab.stats import cd_diagram, figure_to_base64_png
 
 
 def cd_png(result: dict) -> str | None:
-    ranking = result.get("ranking") or {}
-    return figure_to_base64_png(cd_diagram(ranking)) if "cd" in ranking else None
+    return cd_diagram_png(result.get("ranking") or {})
 
 
 def render_compare_report(result: dict, source: str) -> str:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from markupsafe import Markup
 
 from slimlab.bench.plots import latency_vs_batch, roofline_plot
-from slimlab.report.plots import learning_curves, pareto_plot
+from slimlab.report.plots import cd_diagram_png, learning_curves, pareto_plot
 from slimlab.report.templating import ENV
 
 
@@ -32,7 +32,6 @@ def _bench_plots(trials: list[dict], baseline: str, peak: dict | None) -> dict[s
 def render_report(results: dict) -> str:
     from slimlab.report.fairness import render_fairness_html
     from slimlab.report.lottery import lottery_plot
-    from slimlab.stats import cd_diagram, figure_to_base64_png
 
     config = results["experiment"]["config"]
     baseline = config["evaluate"]["baseline"]
@@ -58,7 +57,7 @@ def render_report(results: dict) -> str:
         )
     failed = [t for t in results["trials"] if t["status"] != "ok"]
     ranking = results.get("ranking") or {}
-    cd_png = figure_to_base64_png(cd_diagram(ranking)) if "cd" in ranking else None
+    cd_png = cd_diagram_png(ranking)
     fairness = [Markup(render_fairness_html(s)) for s in results.get("fairness", {}).values()]
     lottery = results.get("lottery")
     lottery_png = (

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import io
-
 from matplotlib.figure import Figure
 
+from slimlab.plotting import png_base64
 
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+_png = png_base64  # the dpi these plots were always drawn at (110)
 
 
 def pareto_plot(rows: list[dict], front: list[str], title: str) -> str:
@@ -79,3 +74,10 @@ def learning_curves(trials: list[dict], baseline: str, title: str) -> str | None
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     return _png(fig)
+
+
+def cd_diagram_png(ranking: dict) -> str | None:
+    """The critical-difference diagram of a `compare_scores` ranking, when it has one (several datasets)."""
+    from slimlab.stats import cd_diagram, figure_to_base64_png
+
+    return figure_to_base64_png(cd_diagram(ranking)) if "cd" in ranking else None

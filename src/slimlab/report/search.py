@@ -16,13 +16,11 @@ Intel Neural Compressor tunes until a point estimate of the accuracy loss is wit
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
 from slimlab.evaluate.fairness import inferior_groups
-from slimlab.report.results import _bench, pareto_front
+from slimlab.report.results import _bench, _geomean, pareto_front
 from slimlab.stats import mean_ci
 
 PREFIX = "search-"
@@ -47,9 +45,9 @@ def _not_confidently_worse(deltas: list[float], margin: float, alpha: float) -> 
     return upper >= -margin
 
 
-def _geomean_ratio(pairs: list[tuple[float | None, float | None]]) -> float | None:
-    logs = [math.log(b / a) for a, b in pairs if a and b]
-    return math.exp(float(np.mean(logs))) if logs else None
+def _pairs(trials: dict, dense: dict, batch: int) -> list[tuple[float | None, float | None]]:
+    """(candidate, dense) p50 latency at `batch` for each seed both have."""
+    return [(_latency(trials[s], batch), _latency(dense[s], batch)) for s in trials]
 
 
 def search_decision(results: dict, config: dict) -> dict:
@@ -80,9 +78,7 @@ def search_decision(results: dict, config: dict) -> dict:
                     "treatments": next(iter(trials.values()))["treatments"] if trials else [],
                     "seeds": sorted(trials),
                     "latency_ms": mean_latency,
-                    "speedup_vs_dense": _geomean_ratio(
-                        [(_latency(trials[s], batch), _latency(dense[s], batch)) for s in trials]
-                    ),
+                    "speedup_vs_dense": _geomean([d / c for c, d in _pairs(trials, dense, batch) if c and d]),
                     "speedup_vs_reference": (
                         float(np.mean(reference)) / mean_latency if reference and mean_latency else None
                     ),

@@ -14,8 +14,6 @@ average ranks differ more than chance allows. Only then are pairs compared post 
 
 from __future__ import annotations
 
-import base64
-import io
 import itertools
 import math
 from collections.abc import Sequence
@@ -24,6 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
+from slimlab.plotting import png_base64
 from slimlab.stats.paired import holm
 
 
@@ -181,6 +180,4 @@ def cd_diagram(ranking: dict, title: str | None = None) -> Figure:
 
 def figure_to_base64_png(fig: Figure, dpi: int = 120) -> str:
     """A Figure as a base64 PNG string, for embedding in HTML (`<img src="data:image/png;base64,...">`)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_base64(fig, dpi)
