@@ -14,6 +14,7 @@ import argparse
 import base64
 from pathlib import Path
 
+from slimlab.analysis.lottery import lottery_summary
 from slimlab.experiment.runner import load_run
 from slimlab.report.lottery import lottery_markdown, lottery_plot
 
@@ -26,11 +27,11 @@ def main() -> None:
     config, _, trials = load_run(args.run_dir)
     if not trials:
         raise SystemExit(f"no trials in {args.run_dir}")
-    evaluate = config.get("evaluate", {})
-    margin, confidence = evaluate.get("margin", 0.01), 1 - evaluate.get("alpha", 0.05)
-    print(lottery_markdown(trials, margin=margin, confidence=confidence))
-    title = f"{config.get('name', 'lottery')}: {config.get('model', {}).get('name', '')}"
-    png = lottery_plot(trials, title=title, confidence=confidence)
+    margin, confidence = config.evaluate.margin, 1 - config.evaluate.alpha
+    summary = lottery_summary(trials, margin=margin, confidence=confidence)
+    print(lottery_markdown(summary))
+    title = f"{config.name}: {config.model.name}"
+    png = lottery_plot(summary, title=title, confidence=confidence)
     if png:
         out = args.png or args.run_dir / "lottery.png"
         out.write_bytes(base64.b64decode(png))

@@ -5,10 +5,12 @@ import json
 import numpy as np
 import pytest
 
+from slimlab.analysis import RunView
+from slimlab.analysis.fairness import fairness_section, fairness_sections
 from slimlab.config import parse_experiment
 from slimlab.data.dataset import Dataset, Split
 from slimlab.experiment import run_experiment
-from slimlab.report.fairness import fairness_section, fairness_sections, render_fairness_html
+from slimlab.report.fairness import render_fairness_html
 
 HOSTILE = '<script>alert("x")</script>'
 MATH = "$\\frac{a}{b}$ & co"
@@ -143,7 +145,7 @@ def test_a_run_on_adult_feeds_the_section(adult_toml, tmp_path):
     config = parse_experiment(tomllib.loads(adult_toml.read_text()))
     trials = run_experiment(config, tmp_path / "run")
     assert all(t["status"] == "ok" for t in trials)
-    sections = fairness_sections(config, trials)
+    sections = fairness_sections(RunView(config, trials, {}))
     section = sections["adult"]
     assert section["test_n"] == len(trials[0]["predictions"]) == 16281
     assert section["groups"] == ["sex", "race"]

@@ -7,16 +7,10 @@ import math
 
 import pytest
 
+from slimlab.analysis.lottery import dense_accuracy, lottery_summary, lottery_table, ticket_limit
 from slimlab.config import parse_experiment
 from slimlab.experiment import run_experiment
-from slimlab.report.lottery import (
-    dense_accuracy,
-    lottery_markdown,
-    lottery_plot,
-    lottery_summary,
-    lottery_table,
-    ticket_limit,
-)
+from slimlab.report.lottery import lottery_markdown, lottery_plot
 
 # Per arm, the accuracy change from dense at rounds 1..5 (plus a small per-seed wobble below).
 SHAPES = {
@@ -74,13 +68,13 @@ def test_ticket_limit_finds_where_each_arm_stops_matching():
 
 
 def test_plot_summary_and_markdown():
-    png = base64.b64decode(lottery_plot(_records()))
+    png = base64.b64decode(lottery_plot(lottery_summary(_records())))
     assert png.startswith(b"\x89PNG")
-    assert lottery_plot([]) is None
+    assert lottery_plot(lottery_summary([])) is None
     summary = lottery_summary(_records())
     json.dumps(summary)
     assert [limit["arm"] for limit in summary["limits"]] == ["imp", "reinit", "random"]
-    text = lottery_markdown(_records())
+    text = lottery_markdown(lottery_summary(_records()))
     assert "| 3 | 51.2% |" in text and "imp: matches dense" in text and "reinit: not shown to match" in text
     assert "worse (CI below -0.01) from 80.0% (round 1)" in text
 
@@ -127,7 +121,7 @@ def test_a_reduced_lottery_experiment_runs_end_to_end(tmp_path):
     rows = lottery_table(trials)
     assert {r["arm"] for r in rows} == {"imp", "reinit", "random"}
     assert all(not math.isnan(r["test_accuracy"]["mean"]) for r in rows)
-    assert lottery_plot(trials) is not None
+    assert lottery_plot(lottery_summary(trials)) is not None
 
 
 @pytest.mark.parametrize(

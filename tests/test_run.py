@@ -6,10 +6,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from slimlab.analysis.summary import pareto_front
 from slimlab.cli import app
 from slimlab.config import load_experiment
 from slimlab.experiment import expand, trial_id
-from slimlab.report.results import pareto_front
 from slimlab.treatments import TreatmentConfig, base
 
 

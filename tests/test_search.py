@@ -4,15 +4,28 @@ import json
 
 from typer.testing import CliRunner
 
+from slimlab.analysis.search import search_decision as decide
 from slimlab.cli import app
 from slimlab.config import parse_experiment
-from slimlab.report.search import search_decision
 from tests.conftest import TINY_TOML
 
 CONFIG = {
     "search": {"batch_size": 64, "reference_backend": "ort8"},
     "evaluate": {"baseline": "dense", "margin": 0.01, "alpha": 0.05},
 }
+
+
+def search_decision(results, config):
+    search, ev = config["search"], config["evaluate"]
+    return decide(
+        results,
+        baseline=ev["baseline"],
+        margin=ev["margin"],
+        alpha=ev["alpha"],
+        batch_size=search["batch_size"],
+        reference_backend=search["reference_backend"],
+        require_no_inferior_group=search.get("require_no_inferior_group", False),
+    )
 
 
 def _trial(variant, seed, latency, val):

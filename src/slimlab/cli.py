@@ -143,21 +143,22 @@ def _run(
 
 
 def _write_and_summarize(run_dir: Path) -> None:
+    from slimlab.analysis import analyze
     from slimlab.experiment import load_run
-    from slimlab.report import build_results, write_outputs
+    from slimlab.report import write_outputs
 
     config, env, trials = load_run(run_dir)
-    if not config:
+    if config is None:
         raise _fail(f"{run_dir}: the store holds no experiment yet")
-    results = build_results(config, trials, env)
-    results_path, report_path = write_outputs(results, run_dir)
-    print_summary(results)
+    analysis = analyze(config, trials, env)
+    results_path, report_path = write_outputs(analysis, run_dir)
+    print_summary(analysis.results)
     console.print(f"results: {results_path}\nreport:  {report_path}")
-    if config.get("tracking", {}).get("mlflow"):
+    if config.tracking.mlflow:
         from slimlab.experiment.tracking import log_to_mlflow
 
         logged = log_to_mlflow(
-            config["tracking"], config["name"], trials, run_dir, [results_path, report_path]
+            config.tracking.model_dump(), config.name, trials, run_dir, [results_path, report_path]
         )
         console.print(f"mlflow:  {logged} new trial runs logged")
 
@@ -360,7 +361,6 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
     """A trial's saved model (`[bench] save_models = true`) and, with --accuracy, its validation split.
     TRIAL is a trial id or VARIANT/SEED (VARIANT/SEED/DATASET when the run has several datasets)."""
     from slimlab.bench.loading import load_onnx
-    from slimlab.config import DataConfig
     from slimlab.data import load_dataset
     from slimlab.experiment import Store
 
@@ -388,10 +388,11 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
     loaded = load_onnx(run_dir / found["model_file"])
     validation = None
     if accuracy:
-        with Store.open_existing(run_dir) as store:
-            config = store.get_meta("config")
-        options = next(d for d in config["data"] if d["name"] == found["dataset"])
-        data = load_dataset(DataConfig.model_validate(options), found["seed"])
+        from slimlab.experiment import load_run
+
+        config, _, _ = load_run(run_dir)
+        data_config = next(d for d in config.data if d.name == found["dataset"])
+        data = load_dataset(data_config, found["seed"])
         validation = (data.val.x, data.val.y)
     return loaded, validation
 

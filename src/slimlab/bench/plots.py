@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
+from slimlab.bench.records import select
 from slimlab.plotting import png_base64
 
 _png = png_base64  # the dpi these plots were always drawn at (110)
 
 
 def _ok(records: list[dict], scenario: str) -> list[dict]:
-    return [r for r in records if r.get("status") == "ok" and r.get("scenario") == scenario]
+    return select(records, scenario=scenario)
 
 
 def latency_vs_batch(records: list[dict], title: str = "latency against batch size") -> str | None:

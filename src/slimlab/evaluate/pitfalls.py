@@ -13,24 +13,13 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from slimlab.data.dataset import Dataset, Split
-from slimlab.stats.choose import min_pairs
+from slimlab.stats.checks import Status, baseline_variant_check, record, seeds_check
 
-Status = Literal["pass", "warn", "fail"]
-RECOMMENDED_SEEDS = 5  # below this the spread over seeds is a guess (Lones 4.4); a rule of thumb
 SELECTION_PURPOSES = ("early_stopping", "model_selection", "tuning", "treatment_search")
-
-
-def record(check: str, item: str, status: Status, detail: str, **values: object) -> dict:
-    """One checklist entry; extra keyword arguments go under `values`."""
-    out: dict = {"check": check, "item": item, "status": status, "detail": detail}
-    if values:
-        out["values"] = values
-    return out
 
 
 # --- leakage -----------------------------------------------------------------------------------------
@@ -185,37 +174,6 @@ class TestSetLog:
 # --- enough runs for the test --------------------------------------------------------------------------
 
 
-def seeds_check(test: str, n: int, alpha: float = 0.05, what: str = "") -> dict:
-    """Too few seeds or folds for the test used (Lones 4.4, 5.3): fail when the test cannot reach
-    p < alpha at all with n pairs, warn below RECOMMENDED_SEEDS for tests over seeds or folds. For McNemar,
-    n is the number of discordant test samples."""
-    need = min_pairs(test, alpha)
-    unit = "discordant samples" if test == "mcnemar_exact" else "seeds or folds"
-    prefix = f"{what}: " if what else ""
-    if n < need:
-        return record(
-            "enough runs for the test",
-            "4.4",
-            "fail",
-            f"{prefix}{n} {unit}; {test} needs at least {need} to reach p < {alpha:g} at all",
-            n=n,
-            minimum=need,
-        )
-    if test != "mcnemar_exact" and n < RECOMMENDED_SEEDS:
-        return record(
-            "enough runs for the test",
-            "4.4",
-            "warn",
-            f"{prefix}{n} {unit}; {test} runs with {need}, but fewer than {RECOMMENDED_SEEDS} leave the "
-            "spread poorly estimated",
-            n=n,
-            minimum=need,
-        )
-    return record(
-        "enough runs for the test", "4.4", "pass", f"{prefix}{n} {unit} for {test}", n=n, minimum=need
-    )
-
-
 # --- metrics under class imbalance ---------------------------------------------------------------------
 
 
@@ -341,21 +299,6 @@ def baseline_check(
     return record("simple baselines", "5.2", status, f"{verdict}: model {acc:.3f}, {summary}", **values)
 
 
-def baseline_variant_check(variants: Iterable[str], baseline: str | None) -> dict:
-    """A comparison needs its baseline variant among the variants (Lones 5.2)."""
-    names = list(dict.fromkeys(variants))
-    if baseline is None:
-        return record("baseline variant", "5.2", "fail", "no baseline variant is named")
-    if baseline not in names:
-        return record(
-            "baseline variant",
-            "5.2",
-            "fail",
-            f"baseline {baseline!r} is not among the variants: {', '.join(names)}",
-        )
-    return record("baseline variant", "5.2", "pass", f"every variant is compared with {baseline!r}")
-
-
 # --- all together --------------------------------------------------------------------------------------
 
 
@@ -370,10 +313,13 @@ def run_checks(
     near_threshold: float = 0.1,
     run_baselines: bool = True,
     seed: int = 0,
+    table_checks: bool = True,
 ) -> list[dict]:
     """Every check that applies to `dataset` and its trial records (results.json's `trials`: variant, seed,
     dataset, status, metrics, and optionally per-sample `predictions` on the test split). Trials of other
-    datasets are ignored; call it once per dataset."""
+    datasets are ignored; call it once per dataset. With `table_checks=False` the baseline-variant and
+    enough-seeds checks are left to `slimlab.stats.compare_scores`, which makes them on the comparisons
+    (the experiment's analysis does that, so that each check runs once)."""
     out = leakage_checks(dataset.train, dataset.test, "train/test", near_threshold)
     if len(dataset.val):
         out += leakage_checks(dataset.val, dataset.test, "val/test", near_threshold)
@@ -387,10 +333,11 @@ def run_checks(
     if not ok:
         return out
     variants = list(dict.fromkeys(t["variant"] for t in ok))
-    out.append(baseline_variant_check(variants, baseline))
-    seeds = Counter((t.get("dataset", dataset.name), t["variant"]) for t in ok)
-    fewest = min(seeds, key=seeds.__getitem__)
-    out.append(seeds_check(test, seeds[fewest], alpha, what=f"{fewest[0]}/{fewest[1]}"))
+    if table_checks:
+        out.append(baseline_variant_check(variants, baseline))
+        seeds = Counter((t.get("dataset", dataset.name), t["variant"]) for t in ok)
+        fewest = min(seeds, key=seeds.__getitem__)
+        out.append(seeds_check(test, seeds[fewest], alpha, what=f"{fewest[0]}/{fewest[1]}"))
     reference = [t for t in ok if t["variant"] == baseline] or ok
     metrics_reported = [k for k in reference[0].get("metrics", {}) if k != "val_accuracy"]
     first_predictions = next(

@@ -20,12 +20,14 @@ import torch
 
 from slimlab.errors import SlimlabError
 from slimlab.experiment.progress import RunProgress
+from slimlab.experiment.record import TrialRecord
+from slimlab.experiment.trial import failed_record, run_group
 
 if TYPE_CHECKING:
     from slimlab.config import ExperimentConfig
     from slimlab.experiment.grid import TrialSpec
 
-Keep = Callable[[dict], None]
+Keep = Callable[[TrialRecord], None]
 
 
 class Executor(Protocol):
@@ -33,7 +35,12 @@ class Executor(Protocol):
     workers: int
 
     def run(
-        self, config: ExperimentConfig, groups: list[list[TrialSpec]], progress: RunProgress, keep: Keep
+        self,
+        config: ExperimentConfig,
+        groups: list[list[TrialSpec]],
+        progress: RunProgress,
+        keep: Keep,
+        run_dir: Path | None = None,
     ) -> None: ...
 
 
@@ -56,7 +63,6 @@ def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = Non
     """Run one group (in whatever process this is) and emit each trial's record as it finishes."""
     from slimlab.config import parse_experiment
     from slimlab.experiment.grid import expand
-    from slimlab.experiment.runner import run_group
     from slimlab.train import Trainer
 
     progress = progress or RunProgress()
@@ -69,9 +75,9 @@ def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = Non
         )
     trainer = Trainer(config.train, on_epoch=lambda e, n, _: progress.epoch(e, n))
 
-    def tagged(record: dict) -> None:
+    def tagged(record: TrialRecord) -> None:
         # Speed measured while other workers share the machine is marked as such.
-        for bench in record.get("bench", []):
+        for bench in record.bench:
             bench["concurrent_workers"] = task.workers
         emit(record)
 
@@ -79,8 +85,6 @@ def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = Non
 
 
 def _fail_missing(group: list[TrialSpec], seen: set[str], error: BaseException, keep: Keep) -> None:
-    from slimlab.experiment.runner import failed_record
-
     for spec in group:
         if spec.id not in seen:
             keep(failed_record(spec, error))
@@ -124,8 +128,8 @@ class WorkerPoolExecutor:
         context = multiprocessing.get_context("spawn")
         seen: set[str] = set()
 
-        def keep_seen(record: dict) -> None:
-            seen.add(record["id"])
+        def keep_seen(record: TrialRecord) -> None:
+            seen.add(record.id)
             keep(record)
 
         lost = self._run_pool(context, config, groups, progress, keep_seen, seen, self.workers)
@@ -176,8 +180,8 @@ def _drain(records, keep: Keep) -> None:
             return
 
 
-def _ray_task(task: GroupTask) -> list[dict]:
-    out: list[dict] = []
+def _ray_task(task: GroupTask) -> list[TrialRecord]:
+    out: list[TrialRecord] = []
     execute_task(task, out.append)
     return out
 

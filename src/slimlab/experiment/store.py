@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 from slimlab.errors import DataFileError
+from slimlab.experiment.record import TrialRecord
 
 STORE_FILE = "slimlab.db"
 SCHEMA_VERSION = 1
@@ -82,9 +83,10 @@ class Store:
     def statuses(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT id, status FROM trials"))
 
-    def put_trial(self, record: dict) -> None:
+    def put_trial(self, trial: TrialRecord | dict) -> None:
         """Store one finished trial atomically; a retried trial replaces its earlier failure."""
-        record = dict(record)
+        record = TrialRecord.from_dict(trial).to_dict()
+        record.pop("attempts", None)  # the store counts attempts itself
         predictions = record.pop("predictions", None)
         traceback = record.pop("traceback", None)
         blob = zlib.compress(json.dumps(predictions).encode()) if predictions is not None else None
@@ -109,7 +111,7 @@ class Store:
                 ),
             )
 
-    def trials(self, ids: list[str] | None = None, predictions: bool = True) -> list[dict]:
+    def trials(self, ids: list[str] | None = None, predictions: bool = True) -> list[TrialRecord]:
         """Trial records, in the order of `ids` when given (ids not in the store are skipped)."""
         rows = self._db.execute(
             "SELECT id, record, predictions, traceback, attempts FROM trials ORDER BY finished_at"
@@ -122,6 +124,6 @@ class Store:
                 trial["traceback"] = traceback
             if predictions and blob is not None:
                 trial["predictions"] = json.loads(zlib.decompress(blob))
-            by_id[trial_id] = trial
+            by_id[trial_id] = TrialRecord.from_dict(trial)
         order = ids if ids is not None else list(by_id)
         return [by_id[i] for i in order if i in by_id]

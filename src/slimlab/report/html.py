@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
 from slimlab.bench.plots import latency_vs_batch, roofline_plot
 from slimlab.report.plots import cd_diagram_png, learning_curves, pareto_plot
 from slimlab.report.templating import ENV
+
+if TYPE_CHECKING:
+    from slimlab.analysis import Analysis
 
 
 def _bench_plots(trials: list[dict], baseline: str, peak: dict | None) -> dict[str, str | None]:
@@ -29,12 +34,22 @@ def _bench_plots(trials: list[dict], baseline: str, peak: dict | None) -> dict[s
     }
 
 
-def render_report(results: dict) -> str:
+def _fairness(analysis: Analysis) -> list[str]:
     from slimlab.report.fairness import render_fairness_html
+
+    return [render_fairness_html(s) for s in analysis.results.get("fairness", {}).values()]
+
+
+# Section name -> a renderer of its HTML fragments (placed after the ranking, in this order). A new
+# analysis section that shows in the report registers its renderer here.
+RENDERERS: dict[str, Callable[[Analysis], list[str]]] = {"fairness": _fairness}
+
+
+def render_report(analysis: Analysis) -> str:
     from slimlab.report.lottery import lottery_plot
 
-    config = results["experiment"]["config"]
-    baseline = config["evaluate"]["baseline"]
+    results = analysis.results
+    baseline = analysis.baseline
     rows_by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in results["summary"]:
         rows_by_dataset[row["dataset"]].append(row)
@@ -50,29 +65,26 @@ def render_report(results: dict) -> str:
                 "rows": rows,
                 "front": front,
                 "comparisons": [comparisons.get((dataset, r["variant"])) for r in rows],
-                "pareto_png": pareto_plot(rows, front, f"{results['experiment']['name']} · {dataset}"),
+                "pareto_png": pareto_plot(rows, front, f"{analysis.name} · {dataset}"),
                 "curves_png": learning_curves(trials, baseline, f"{dataset}: dense parent, validation split"),
                 "bench_png": _bench_plots(trials, baseline, peak),
             }
         )
     failed = [t for t in results["trials"] if t["status"] != "ok"]
     ranking = results.get("ranking") or {}
-    cd_png = cd_diagram_png(ranking)
-    fairness = [Markup(render_fairness_html(s)) for s in results.get("fairness", {}).values()]
+    fragments = [Markup(f) for render in RENDERERS.values() for f in render(analysis)]
     lottery = results.get("lottery")
-    lottery_png = (
-        lottery_plot(results["trials"], confidence=1 - config["evaluate"]["alpha"]) if lottery else None
-    )
+    lottery_png = lottery_plot(lottery, confidence=analysis.confidence) if lottery else None
     return ENV.get_template("report.html.j2").render(
         results=results,
-        config=config,
+        config=analysis.config,
         sections=sections,
         failed=failed,
         baseline=baseline,
         pitfalls=results.get("pitfalls", []),
         ranking=ranking,
-        cd_png=cd_png,
-        fairness=fairness,
+        cd_png=cd_diagram_png(ranking),
+        fragments=fragments,
         lottery=lottery,
         lottery_png=lottery_png,
     )

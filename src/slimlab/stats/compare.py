@@ -21,9 +21,7 @@ import numpy as np
 from scipy import stats
 
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
-
-# A module import, not names: slimlab.evaluate.pitfalls imports slimlab.stats in turn.
-from slimlab.evaluate import pitfalls as checks
+from slimlab.stats import checks
 from slimlab.stats.choose import Design, choose_test, run_test
 from slimlab.stats.decisions import equivalence_from_ci, tost_paired
 from slimlab.stats.intervals import wilson_ci

@@ -16,11 +16,15 @@ Intel Neural Compressor tunes until a point estimate of the accuracy loss is wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from statsmodels.stats.multitest import multipletests
 
+from slimlab.analysis.summary import geomean, pareto_front
+from slimlab.analysis.view import RunView
+from slimlab.bench import records as bench_records
 from slimlab.evaluate.fairness import inferior_groups
-from slimlab.report.results import _bench, _geomean, pareto_front
 from slimlab.stats import mean_ci
 
 PREFIX = "search-"
@@ -32,9 +36,8 @@ METHOD = (
 )
 
 
-def _latency(trial: dict, batch: int, backend: str = "eager") -> float | None:
-    record = _bench(trial, "offline", batch, backend)
-    return record["latency_ms"]["p50"] if record else None
+def _latency(trial: Mapping, batch: int, backend: str = "eager") -> float | None:
+    return bench_records.p50_ms(trial.get("bench", []), "offline", batch, backend)
 
 
 def _not_confidently_worse(deltas: list[float], margin: float, alpha: float) -> bool:
@@ -50,16 +53,26 @@ def _pairs(trials: dict, dense: dict, batch: int) -> list[tuple[float | None, fl
     return [(_latency(trials[s], batch), _latency(dense[s], batch)) for s in trials]
 
 
-def search_decision(results: dict, config: dict) -> dict:
-    search, ev = config["search"], config["evaluate"]
-    baseline, margin, alpha, batch = ev["baseline"], ev["margin"], ev["alpha"], search["batch_size"]
+def search_decision(
+    results: dict,
+    *,
+    baseline: str,
+    margin: float,
+    alpha: float,
+    batch_size: int,
+    reference_backend: str,
+    require_no_inferior_group: bool = False,
+) -> dict:
+    """Per dataset, the candidates (screened, ranked, tested) and the one accepted, from the results the
+    summary and fairness sections computed (`trials`, `comparisons`, `summary`, `fairness`)."""
+    batch = batch_size
     ok = [t for t in results["trials"] if t["status"] == "ok"]
     by_key = {(t["dataset"], t["variant"], t["seed"]): t for t in ok}
     comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
     out = {}
     for dataset in dict.fromkeys(t["dataset"] for t in ok):
         dense = {t["seed"]: t for t in ok if t["dataset"] == dataset and t["variant"] == baseline}
-        reference = [_latency(t, batch, search["reference_backend"]) for t in dense.values()]
+        reference = [_latency(t, batch, reference_backend) for t in dense.values()]
         reference = [r for r in reference if r]
         rows = []
         for variant in dict.fromkeys(t["variant"] for t in ok if t["dataset"] == dataset):
@@ -78,7 +91,7 @@ def search_decision(results: dict, config: dict) -> dict:
                     "treatments": next(iter(trials.values()))["treatments"] if trials else [],
                     "seeds": sorted(trials),
                     "latency_ms": mean_latency,
-                    "speedup_vs_dense": _geomean([d / c for c, d in _pairs(trials, dense, batch) if c and d]),
+                    "speedup_vs_dense": geomean([d / c for c, d in _pairs(trials, dense, batch) if c and d]),
                     "speedup_vs_reference": (
                         float(np.mean(reference)) / mean_latency if reference and mean_latency else None
                     ),
@@ -95,7 +108,7 @@ def search_decision(results: dict, config: dict) -> dict:
         # With `require_no_inferior_group`, a candidate that makes any group of this dataset inferior
         # (per-group non-inferiority, Holm across groups x variants; see evaluate.fairness) is excluded.
         groups = (results.get("fairness") or {}).get(dataset)
-        require = bool(search.get("require_no_inferior_group"))
+        require = require_no_inferior_group
         for r in rows:
             r["faster_than_baseline"] = bool(r["latency_ms"] and dense_mean and r["latency_ms"] < dense_mean)
             r["inferior_groups"] = inferior_groups(groups["compression"], r["variant"]) if groups else []
@@ -136,7 +149,7 @@ def search_decision(results: dict, config: dict) -> dict:
         )
         out[dataset] = {
             "batch_size": batch,
-            "reference_backend": search["reference_backend"],
+            "reference_backend": reference_backend,
             "reference_latency_ms": float(np.mean(reference)) if reference else None,
             "dense_latency_ms": points[-1]["latency_p50_ms"],
             "candidates": rows,
@@ -154,3 +167,19 @@ def _accuracy_mean(results: dict, dataset: str, variant: str) -> float | None:
         if row["dataset"] == dataset and row["variant"] == variant:
             return row["accuracy"]["mean"]
     return None
+
+
+def search_analysis(view: RunView, results: dict) -> dict:
+    search, ev = view.config.search, view.config.evaluate
+    if search is None:
+        return {}
+    decision = search_decision(
+        {**results, "trials": view.trial_dicts},
+        baseline=ev.baseline,
+        margin=ev.margin,
+        alpha=ev.alpha,
+        batch_size=search.batch_size,
+        reference_backend=search.reference_backend,
+        require_no_inferior_group=search.require_no_inferior_group,
+    )
+    return {"search": decision}

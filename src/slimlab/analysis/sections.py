@@ -1,0 +1,33 @@
+"""The one list of analysis sections, in the order they run. A section is a name and a function of the
+`RunView` and the results computed before it; it returns the top-level keys it adds to results.json
+(JSON-able values), or an empty dict when it does not apply to this run. A new section is one module in
+`slimlab.analysis` plus one line here, and (if it shows in report.html) one renderer registered under
+the same name in `slimlab.report.html.RENDERERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slimlab.analysis import fairness, lottery, pitfalls, search, summary
+from slimlab.analysis.view import RunView
+
+Compute = Callable[[RunView, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    compute: Compute
+    doc: str = ""
+
+
+SECTIONS: list[Section] = [
+    Section("summary", summary.summary_section, "per-variant summaries, paired comparisons, Pareto"),
+    Section("pitfalls", pitfalls.pitfalls_section, "the data's checks, after the statistics' own"),
+    Section("fairness", fairness.fairness_analysis, "per-group audits of datasets that define groups"),
+    Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
+    Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),
+]

@@ -1,0 +1,153 @@
+"""One group of trials, wherever it runs (this process, a worker, a Ray task): the dense parent of a
+(dataset, seed) is trained once, then every variant is treated from it, evaluated and benchmarked, and
+each trial's `TrialRecord` is handed to `keep`. A trial that fails is recorded with its error, and the
+others go on. Nothing here writes the store: the driver (`runner.py`) does.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from slimlab.bench import from_module, gemm_peak, run_benchmark
+from slimlab.config import ExperimentConfig
+from slimlab.data import Dataset, load_dataset
+from slimlab.evaluate import count_flops, count_parameters, serialized_size
+from slimlab.evaluate.groups import trial_group_metrics
+from slimlab.evaluate.pitfalls import TestSetLog
+from slimlab.experiment.grid import TrialSpec
+from slimlab.experiment.progress import RunProgress
+from slimlab.experiment.record import TrialRecord
+from slimlab.models import build_model
+from slimlab.models.inference import predict_logits
+from slimlab.train import Trainer, TrainResult, seed_everything
+from slimlab.treatments import TreatmentContext, apply
+
+
+def failed_record(spec: TrialSpec, error: BaseException) -> TrialRecord:
+    return TrialRecord.failed(spec, error)
+
+
+def save_model(model: nn.Module, example: torch.Tensor, path: Path) -> str | None:
+    """Write the treated model as ONNX (atomically); return why not, or None when saved. A model that
+    already runs in ONNX Runtime (static int8) is written as it is; one that ONNX cannot express
+    (torch.ao's dynamic int8 modules) is not saved, and the trial record says why."""
+    from slimlab.bench.backends import export_onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.onnx")
+    try:
+        if isinstance(getattr(model, "onnx_model", None), torch.Tensor):
+            tmp.write_bytes(model.onnx_model.numpy().tobytes())
+        else:
+            export_onnx(model, example, tmp)
+    except Exception as e:  # the export is a convenience: its failure must not fail the trial
+        tmp.unlink(missing_ok=True)
+        return f"not exportable to ONNX: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    tmp.replace(path)
+    return None
+
+
+def evaluate_trial(
+    spec: TrialSpec,
+    model: nn.Module,
+    data: Dataset,
+    config: ExperimentConfig,
+    extra: dict,
+    run_dir: Path | None = None,
+) -> TrialRecord:
+    """Score a treated model on the test split (its one, final use, logged) and measure what it costs."""
+    test_log = TestSetLog()
+    test = test_log.open(
+        data.test, "final_evaluation", f"{spec.dataset.name}/{spec.variant.name}/seed {spec.seed}"
+    )
+    logits = predict_logits(model, test.x)
+    predictions = logits.argmax(1)
+    params, nonzero = count_parameters(model)
+    size, size_compressed = serialized_size(model)
+    example = torch.as_tensor(test.x[:1])
+    metrics = {
+        "accuracy": float((predictions == test.y).mean()),
+        "val_accuracy": float((predict_logits(model, data.val.x).argmax(1) == data.val.y).mean()),
+        "n_test": len(test),
+        "params": params,
+        "nonzero_params": nonzero,
+        "sparsity": 1 - nonzero / params if params else 0.0,
+        "size_bytes": size,
+        "size_compressed_bytes": size_compressed,
+        "flops": count_flops(model, example),
+        **extra,
+    }
+    record = TrialRecord.ok(
+        spec, metrics, predictions=predictions.astype(int).tolist(), test_openings=test_log.openings
+    )
+    if config.bench.save_models and run_dir is not None:
+        relative = f"models/{spec.id}.onnx"
+        reason = save_model(model, torch.as_tensor(data.val.x[:2]), run_dir / relative)
+        record.set_model_file(None if reason else relative, reason)
+    if test.groups:
+        # Per-group calibration (ECE) from the softmax of the logits; the probabilities are not stored.
+        probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
+        record.groups = trial_group_metrics(
+            test.y, predictions, test.groups, num_classes=data.num_classes, probs=probs
+        )
+    if config.bench.enabled:
+        # Each backend is also checked on the validation split, so an accuracy lost in export shows.
+        record.bench = run_benchmark(
+            from_module(model, data.input_shape, spec.variant.name),
+            config.bench,
+            validation=(data.val.x, data.val.y),
+            peak=gemm_peak(),
+        )
+    return record
+
+
+def _train_summary(result: TrainResult) -> dict:
+    summary = asdict(result)
+    summary["seconds"] = round(result.seconds, 3)
+    return summary
+
+
+def run_group(
+    group: list[TrialSpec],
+    config: ExperimentConfig,
+    trainer: Trainer,
+    progress: RunProgress,
+    keep: Callable[[TrialRecord], None],
+    run_dir: Path | None = None,
+) -> None:
+    """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it."""
+    first = group[0]
+    progress.stage(f"{first.dataset.name} seed {first.seed}: training dense")
+    try:
+        data = load_dataset(first.dataset, first.seed)
+        seed_everything(first.seed)
+        dense = build_model(config.model.name, config.model.params, data.input_shape, data.num_classes)
+        initial_state = copy.deepcopy(dense.state_dict())
+        trained = trainer.fit(dense, data, first.seed)
+    except Exception as error:  # the parent failed, so every variant of this seed fails with it
+        for spec in group:
+            keep(failed_record(spec, error))
+        return
+    for spec in group:
+        progress.stage(f"{spec.dataset.name} seed {spec.seed}: {spec.variant.name}")
+        context = TreatmentContext(
+            seed=first.seed, trainer=trainer, data=data, initial_state=initial_state, teacher=dense
+        )
+        try:
+            start = time.perf_counter()
+            model = apply(dense, spec.variant.treatments, context)
+            treat_seconds = time.perf_counter() - start
+            extra = {"train_seconds": round(trained.seconds, 3), "treat_seconds": round(treat_seconds, 3)}
+            record = evaluate_trial(spec, model, data, config, extra, run_dir)
+            record.train = _train_summary(trained)
+            record.artifacts = context.artifacts
+            keep(record)
+        except Exception as error:
+            keep(failed_record(spec, error))
