@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from slimlab.plotting import png_base64
+from slimlab.plotting import cd_diagram, png_base64
 
 _png = png_base64  # the dpi these plots were always drawn at (110)
 
@@ -78,6 +78,4 @@ def learning_curves(trials: list[dict], baseline: str, title: str) -> str | None
 
 def cd_diagram_png(ranking: dict) -> str | None:
     """The critical-difference diagram of a `compare_scores` ranking, when it has one (several datasets)."""
-    from slimlab.stats import cd_diagram, figure_to_base64_png
-
-    return figure_to_base64_png(cd_diagram(ranking)) if "cd" in ranking else None
+    return png_base64(cd_diagram(ranking), dpi=120) if "cd" in ranking else None

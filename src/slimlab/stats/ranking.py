@@ -22,7 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
-from slimlab.plotting import png_base64
+from slimlab.plotting import cd_diagram, png_base64
 from slimlab.stats.paired import holm
 
 
@@ -137,47 +137,9 @@ def rank_methods(
     }
 
 
-def cd_diagram(ranking: dict, title: str | None = None) -> Figure:
-    """A critical-difference diagram (Demšar 2006) from `rank_methods`' output, drawn on a Figure (no
-    pyplot, so it is safe in threads and servers). The axis is the average rank, best on the left; thick
-    bars join methods whose difference is not significant under the chosen post-hoc test, and the CD bar
-    shows the Nemenyi critical difference."""
-    methods = ranking["order"]
-    ranks = [ranking["average_ranks"][m] for m in methods]
-    k = len(methods)
-    half = math.ceil(k / 2)
-    fig = Figure(figsize=(7, 1.6 + 0.3 * half))
-    ax = fig.add_axes((0.22, 0.02, 0.56, 0.86))  # room on both sides for the labels
-    ax.set_xlim(0.5, k + 0.5)
-    ax.set_ylim(-(half + 1.5), 1.4)
-    ax.axis("off")
-    ax.hlines(0, 1, k, color="black", lw=1)
-    for tick in range(1, k + 1):
-        ax.vlines(tick, 0, 0.15, color="black", lw=1)
-        ax.text(tick, 0.25, str(tick), ha="center", va="bottom", fontsize=9)
-    for i, (m, r) in enumerate(zip(methods, ranks, strict=True)):
-        left = i < half
-        row = -(i + 1) if left else -(k - i)
-        edge = 0.6 if left else k + 0.4
-        ax.plot([r, r, edge], [0, row, row], color="black", lw=0.8)
-        label = f"{m} ({r:.2f})"
-        ax.text(edge, row, label, ha="right" if left else "left", va="center", fontsize=9)
-    cd = ranking["cd"]
-    ax.plot([1, 1 + cd], [1.0, 1.0], color="black", lw=1.5)
-    ax.text(1 + cd / 2, 1.1, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
-    for level, group in enumerate(ranking["cliques"]):
-        lo = ranking["average_ranks"][group[0]]
-        hi = ranking["average_ranks"][group[-1]]
-        y = -0.35 - 0.2 * level
-        ax.plot([lo - 0.03, hi + 0.03], [y, y], color="tab:red", lw=3, solid_capstyle="round")
-    posthoc = ranking.get("posthoc", "nemenyi")
-    default = (
-        f"average rank over {ranking['n_datasets']} datasets; bars join methods not different ({posthoc})"
-    )
-    ax.set_title(title or default, fontsize=9)
-    return fig
-
-
 def figure_to_base64_png(fig: Figure, dpi: int = 120) -> str:
     """A Figure as a base64 PNG string, for embedding in HTML (`<img src="data:image/png;base64,...">`)."""
     return png_base64(fig, dpi)
+
+
+__all__ = ["cd_diagram", "figure_to_base64_png", "rank_methods"]
