@@ -124,8 +124,7 @@ def _explode(model, config, context):
 
 def test_a_failing_trial_is_isolated(tmp_path, monkeypatch):
     # registered for this test only, so that the conformance suite sees the real registry
-    monkeypatch.setitem(base._KINDS, Explode.kind, Explode)
-    monkeypatch.setitem(base._HANDLERS, Explode, _explode)
+    monkeypatch.setitem(base.TREATMENTS._items, Explode.kind, base.TreatmentSpec(Explode, _explode))
     from tests.conftest import TINY_TOML
 
     toml = TINY_TOML + '[[variants]]\nname = "explode"\ntreatments = [{kind = "test_explode"}]\n'

@@ -130,8 +130,7 @@ def test_rerun_reuses_finished_trials_and_retries_only_failures(tmp_path, monkey
     from slimlab.treatments import base
     from tests.test_run import Explode, _explode
 
-    monkeypatch.setitem(base._KINDS, Explode.kind, Explode)
-    monkeypatch.setitem(base._HANDLERS, Explode, _explode)
+    monkeypatch.setitem(base.TREATMENTS._items, Explode.kind, base.TreatmentSpec(Explode, _explode))
     path = tmp_path / "f.toml"
     path.write_text(TINY_TOML + '[[variants]]\nname = "explode"\ntreatments = [{kind = "test_explode"}]\n')
     out = tmp_path / "o"

@@ -15,7 +15,6 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -23,6 +22,7 @@ from pydantic_core import PydanticCustomError
 from slimlab.bench.config import BenchConfig
 from slimlab.data import DATASETS
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
+from slimlab.identity import Hparams
 from slimlab.models import MODELS
 from slimlab.train import TrainConfig
 from slimlab.treatments import TreatmentConfig, parse_treatment
@@ -45,7 +45,8 @@ def _custom(message: str) -> PydanticCustomError:
     return PydanticCustomError("slimlab", message)
 
 
-class DataConfig(Section):
+class DataConfig(Hparams):
+    # Fields at their defaults are left out of the serialized form and so of trial ids (slimlab.identity).
     name: str = "mnist1d"
     num_samples: int | None = Field(default=None, gt=0, description="default: the dataset's own size")
     test_fraction: float | None = Field(default=None, gt=0, lt=1, description="default: the dataset's split")
@@ -81,31 +82,6 @@ class DataConfig(Section):
         if self.name == "csv" and (not self.path or not self.target):
             raise _custom("dataset 'csv' needs `data.path` (the file) and `data.target` (the label column)")
         return self
-
-    @model_serializer(mode="wrap")
-    def _omit_default_group_fields(self, handler: Any) -> dict[str, Any]:
-        # Trial ids hash the dumped DataConfig. Fields added for tabular data are left out while at their
-        # defaults, so that every trial id from before they existed stays the same (runs resume).
-        out = handler(self)
-        for name in _TABULAR_FIELDS:
-            if name in out and out[name] == type(self).model_fields[name].get_default(
-                call_default_factory=True
-            ):
-                del out[name]
-        return out
-
-
-_TABULAR_FIELDS = (
-    "path",
-    "test_path",
-    "target",
-    "group_columns",
-    "group_map",
-    "intersections",
-    "categorical",
-    "drop",
-    "feature_groups",
-)
 
 
 class ModelConfig(BaseModel):
@@ -269,7 +245,9 @@ class ExperimentConfig(Section):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved config, every default filled in, treatments in their tagged form."""
+        """The resolved config, treatments in their tagged form. Every default is filled in, except in the
+        sections that trial ids hash (data, train, bench, treatments), which leave out the fields that
+        `slimlab.identity` leaves out at their defaults; re-parsing restores them."""
         out = self.model_dump(mode="json", exclude={"variants", "model"})
         out["model"] = {"name": self.model.name, **self.model.params}
         out["variants"] = [
@@ -333,7 +311,8 @@ def describe_validation_error(error: ValidationError, source: str = "config") ->
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     if err["type"] == "extra_forbidden":
         parent = _model_at(loc[:-1])
-        known = f"; known keys: {', '.join(parent.model_fields)}" if parent else ""
+        keys = [*parent.model_fields, *getattr(parent, "flat_keys", ())] if parent else []
+        known = f"; known keys: {', '.join(keys)}" if parent else ""
         return f"{source}: unknown key `{where}`{known}{more}"
     if err["type"] == "missing":
         return f"{source}: missing required key `{where}`{more}"

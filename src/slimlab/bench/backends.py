@@ -18,6 +18,7 @@ import torch
 
 from slimlab.bench.loading import LoadedModel
 from slimlab.models.inference import model_device
+from slimlab.registry import Registry
 
 
 class BackendSkipped(Exception):
@@ -286,22 +287,20 @@ class OnnxRuntimeBackend:
         return dst
 
 
-BACKENDS: dict[str, Callable[[], Backend]] = {
-    "eager": EagerBackend,
-    "compile": CompileBackend,
-    "onnxruntime": OnnxRuntimeBackend,
-    "onnxruntime-int8": lambda: OnnxRuntimeBackend(
-        name="onnxruntime-int8", quantize="dynamic_int8", tolerance=None
-    ),
-}
+# name -> a factory of the backend. `BenchConfig.backends` accepts exactly these names.
+BACKENDS: Registry[Callable[[], Backend]] = Registry("backend")
+BACKENDS.register("eager", EagerBackend, description="PyTorch eager, inference mode")
+BACKENDS.register("compile", CompileBackend, description="torch.compile (inductor)")
+BACKENDS.register("onnxruntime", OnnxRuntimeBackend, description="ONNX Runtime on the exported fp32 graph")
+BACKENDS.register(
+    "onnxruntime-int8",
+    lambda: OnnxRuntimeBackend(name="onnxruntime-int8", quantize="dynamic_int8", tolerance=None),
+    description="ONNX Runtime on the graph after ORT's dynamic int8 quantization",
+)
 
 
 def get_backend(name: str) -> Backend:
-    from slimlab.errors import UnknownNameError
-
-    if name not in BACKENDS:
-        raise UnknownNameError("backend", name, list(BACKENDS))
-    return BACKENDS[name]()
+    return BACKENDS.get(name)()
 
 
 def check_outputs(prepared: Prepared, reference: np.ndarray, example: torch.Tensor, tol) -> float:

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, model_serializer, model_validator
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
-BackendName = Literal["eager", "compile", "onnxruntime", "onnxruntime-int8"]
-ScenarioName = Literal["single-stream", "offline", "server"]
+from slimlab.bench.backends import BACKENDS
+from slimlab.bench.scenario_runs import SCENARIOS, ServerSettings
+from slimlab.identity import Hparams
 
-# Fields added with the benchmark engine. They are left out of the serialized config while at their defaults,
-# so that trial ids (a hash of the resolved config, pinned in tests) of existing experiments do not change;
-# setting one changes what a trial measures, and so its id (open_lth's rule: hash what is not default).
-ENGINE_FIELDS = (
-    "scenarios",
-    "batch_sizes",
-    "loadgen_scale",
-    "latency_budget_ms",
-    "max_queue_delay_ms",
-    "server_max_batch",
-    "max_seconds",
-    "dollars_per_hour",
-    "accuracy_margin",
-    "check_outputs",
-    "save_models",
-)
+# A backend or scenario name is any name registered in BACKENDS or SCENARIOS, checked when a config is
+# validated (so a backend registered at run time is accepted too); the JSON schema lists the names.
+BackendName = BACKENDS.name_type("a registered bench backend")
+ScenarioName = SCENARIOS.name_type("a registered bench scenario")
+
+# The server scenario's settings sat flat in [bench] before they had their own table. Both spellings are
+# accepted: `[bench] latency_budget_ms = 5` and `[bench.server] latency_budget_ms = 5` mean the same. The
+# serialized config writes the flat names, so that trial ids do not change. flat key -> [bench.server] key:
+SERVER_FLAT_KEYS = {
+    "latency_budget_ms": "latency_budget_ms",
+    "max_queue_delay_ms": "max_queue_delay_ms",
+    "server_max_batch": "max_batch",
+}
 
 
-class BenchConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class BenchConfig(Hparams):
+    """[bench]. Fields at their defaults stay out of the serialized config and of trial ids
+    (slimlab.identity); setting one changes what a trial measures, and so its id."""
+
+    flat_keys: ClassVar[tuple[str, ...]] = tuple(SERVER_FLAT_KEYS)  # accepted besides the fields
 
     enabled: bool = True
     backends: list[BackendName] = Field(default=["eager"], min_length=1)
@@ -55,11 +57,6 @@ class BenchConfig(BaseModel):
         description="fraction of LoadGen's minimums (600 s, 1,024 single-stream and 270,336 server queries); "
         "1 follows LoadGen, 0 uses only min_time_s and min_iters",
     )
-    latency_budget_ms: float = Field(default=10.0, gt=0, description="server scenario: the p99 bound")
-    max_queue_delay_ms: float = Field(default=1.0, ge=0, description="server: how long a batch may wait")
-    server_max_batch: int | None = Field(
-        default=None, gt=0, description="server: largest dynamic batch; default: the largest swept size"
-    )
     max_seconds: float | None = Field(
         default=None, gt=0, description="time budget of the offline sweep and of the server search, each"
     )
@@ -74,20 +71,57 @@ class BenchConfig(BaseModel):
         default=False,
         description="save each trial's treated model as ONNX in RUN/models, for `slimlab bench RUN --trial`",
     )
+    server: ServerSettings = Field(
+        default_factory=ServerSettings,
+        description="the server scenario's settings, [bench.server]; the flat keys latency_budget_ms, "
+        "max_queue_delay_ms and server_max_batch in [bench] are accepted too",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_server_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(k in data for k in SERVER_FLAT_KEYS):
+            return data
+        data = dict(data)
+        server = data.get("server", {})
+        server = dict(server) if isinstance(server, dict) else server.model_dump()
+        for flat, key in SERVER_FLAT_KEYS.items():
+            if flat not in data:
+                continue
+            if key in server:
+                raise PydanticCustomError(
+                    "slimlab",
+                    f"`bench.{flat}` and `bench.server.{key}` are the same setting; give only one",
+                )
+            server[key] = data.pop(flat)
+        data["server"] = server
+        return data
+
+    def _serialized(self, data: dict[str, Any]) -> dict[str, Any]:
+        server = data.pop("server", {})  # already without its defaults
+        for flat, key in SERVER_FLAT_KEYS.items():
+            if key in server:
+                data[flat] = server[key]
+        return data
+
+    # The flat names, read-only, for callers written before [bench.server].
+    @property
+    def latency_budget_ms(self) -> float:
+        return self.server.latency_budget_ms
+
+    @property
+    def max_queue_delay_ms(self) -> float:
+        return self.server.max_queue_delay_ms
+
+    @property
+    def server_max_batch(self) -> int | None:
+        return self.server.max_batch
 
     @model_validator(mode="after")
     def _positive_batches(self) -> BenchConfig:
         if self.batch_sizes is not None and any(b <= 0 for b in self.batch_sizes):
             raise ValueError(f"`bench.batch_sizes` must be positive integers; got {self.batch_sizes}")
         return self
-
-    @model_serializer(mode="wrap")
-    def _drop_engine_defaults(self, handler, info: SerializationInfo) -> dict:
-        data = handler(self)
-        for name in ENGINE_FIELDS:
-            if name in data and getattr(self, name) == type(self).model_fields[name].default:
-                del data[name]
-        return data
 
     @property
     def sweep(self) -> list[int]:

@@ -11,17 +11,18 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
 from slimlab.data import Dataset
 from slimlab.errors import SlimlabError, TrainingDivergedError
+from slimlab.identity import Hparams
 from slimlab.models.inference import predict_logits
 from slimlab.train.seeding import seed_everything
 
 
-class TrainConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class TrainConfig(Hparams):
+    """Training settings; fields at their defaults stay out of trial ids (slimlab.identity)."""
 
     epochs: int = Field(default=60, gt=0, description="most epochs to train")
     batch_size: int = Field(default=100, gt=0)

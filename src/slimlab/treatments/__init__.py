@@ -1,8 +1,10 @@
 """Treatments: a frozen config plus a handler, applied with `apply(model, config_or_chain, context)`."""
 
 from slimlab.treatments.base import (
+    TREATMENTS,
     TreatmentConfig,
     TreatmentContext,
+    TreatmentSpec,
     apply,
     known_treatments,
     parse_treatment,
@@ -19,6 +21,7 @@ from slimlab.treatments.static_quant import StaticInt8
 from slimlab.treatments.structured import StructuredPrune
 
 __all__ = [
+    "TREATMENTS",
     "DynamicInt8",
     "Finetune",
     "HalfPrecision",
@@ -29,6 +32,7 @@ __all__ = [
     "StructuredPrune",
     "TreatmentConfig",
     "TreatmentContext",
+    "TreatmentSpec",
     "apply",
     "known_treatments",
     "parse_treatment",

@@ -11,18 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from torch import nn
 
 from slimlab.data import Dataset
 from slimlab.errors import ConfigError, SlimlabError, UnknownNameError
+from slimlab.identity import Hparams
+from slimlab.registry import Registry
 from slimlab.train import Trainer
 
 
-class TreatmentConfig(BaseModel):
-    """Base of every treatment config. Subclasses set `kind` and declare their fields."""
+class TreatmentConfig(Hparams):
+    """Base of every treatment config. Subclasses set `kind` and declare their fields. A field added with a
+    default stays out of `to_dict()`, and so out of trial ids, while at its default (slimlab.identity)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     kind: ClassVar[str]
     version: ClassVar[int] = 1
 
@@ -59,27 +61,38 @@ class TreatmentContext:
 
 C = TypeVar("C", bound=TreatmentConfig)
 Handler = Callable[[nn.Module, Any, TreatmentContext], nn.Module]
-_HANDLERS: dict[type[TreatmentConfig], Handler] = {}
-_KINDS: dict[str, type[TreatmentConfig]] = {}
+
+
+@dataclass(frozen=True)
+class TreatmentSpec:
+    """A registered treatment: its config type (which carries the kind and version) and its handler."""
+
+    config: type[TreatmentConfig]
+    handler: Handler
+
+
+# kind -> (config type, handler): the one place both directions are found (kind -> config when parsing,
+# config -> handler when applying).
+TREATMENTS: Registry[TreatmentSpec] = Registry("treatment")
 
 
 def register_treatment(config_type: type[C]) -> Callable[[Handler], Handler]:
+    """Register `config_type` (under its `kind`) with the decorated handler."""
+
     def decorate(handler: Handler) -> Handler:
-        if config_type.kind in _KINDS:
-            raise ValueError(f"treatment kind {config_type.kind!r} is registered twice")
-        _KINDS[config_type.kind] = config_type
-        _HANDLERS[config_type] = handler
+        description = (config_type.__doc__ or "").strip().split("\n")[0]
+        TREATMENTS.register(config_type.kind, TreatmentSpec(config_type, handler), description=description)
         return handler
 
     return decorate
 
 
 def known_treatments() -> list[str]:
-    return sorted(_KINDS)
+    return TREATMENTS.names()
 
 
 def treatment_types() -> list[type[TreatmentConfig]]:
-    return [_KINDS[k] for k in known_treatments()]
+    return [TREATMENTS.get(k).config for k in known_treatments()]
 
 
 def apply(
@@ -92,10 +105,12 @@ def apply(
     context = context or TreatmentContext()
     model = copy.deepcopy(model)
     for config in chain:
-        handler = _HANDLERS.get(type(config))
-        if handler is None:
-            raise UnknownNameError("treatment config", type(config).__name__, [t.__name__ for t in _HANDLERS])
-        model = handler(model, config, context)
+        kind = getattr(config, "kind", None)
+        spec = TREATMENTS.get(kind) if kind in TREATMENTS else None
+        if spec is None or spec.config is not type(config):
+            known = [s.config.__name__ for _, s in TREATMENTS.items()]
+            raise UnknownNameError("treatment config", type(config).__name__, known)
+        model = spec.handler(model, config, context)
     return model
 
 
@@ -106,9 +121,7 @@ def parse_treatment(spec: Any, where: str = "treatment") -> TreatmentConfig:
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ConfigError(f"`{where}` must be a table with a `kind`; got {spec!r}")
     fields = {k: v for k, v in spec.items() if k not in ("kind", "version")}
-    config_type = _KINDS.get(spec["kind"])
-    if config_type is None:
-        raise UnknownNameError("treatment", str(spec["kind"]), known_treatments(), f"{where}.kind")
+    config_type = TREATMENTS.get(spec["kind"], where=f"{where}.kind").config
     if spec.get("version", config_type.version) != config_type.version:
         raise ConfigError(
             f"`{where}.version` is {spec['version']!r}, but this slimlab implements "

@@ -1,0 +1,305 @@
+"""The bench's scenarios as objects, as optimum-benchmark has them: each owns its settings and measures one
+prepared model, `scenario.run(target) -> records`.
+
+`scenarios.py` holds LoadGen's rules (early stopping, the scaled minimums, the server simulation); this module
+applies them. A `Target` is a backend's prepared model together with what every measurement of it shares (the
+input shape, LoadGen's scaled minimums, the meters, the record's common fields). The offline sweep is measured
+once per target and shared: it is the offline scenario's result and the server simulation's service times.
+
+A new scenario is a class with `name`, `sweep_sizes()` and `run(target)`, plus a factory from the
+`BenchConfig`, registered in `SCENARIOS`; `BenchConfig.scenarios` then accepts its name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from slimlab.bench.backends import Prepared
+from slimlab.bench.calibration import roofline
+from slimlab.bench.latency import Latency
+from slimlab.bench.meters import EnergyMeter, PeakMemory, cost_per_million
+from slimlab.bench.scenarios import (
+    ScenarioSettings,
+    ServiceModel,
+    run_timed,
+    server_search,
+    single_stream_summary,
+    spread,
+)
+from slimlab.identity import Hparams
+from slimlab.registry import Registry
+
+if TYPE_CHECKING:
+    from slimlab.bench.config import BenchConfig
+
+Progress = Callable[[str], None]
+
+
+def example_input(input_shape: tuple[int, ...], batch: int, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed))
+
+
+@dataclass
+class Target:
+    """One prepared model and what its measurements share. `common` is merged into every record."""
+
+    prepared: Prepared
+    input_shape: tuple[int, ...]
+    config: BenchConfig
+    settings: ScenarioSettings
+    common: dict
+    costs: dict
+    peak: dict | None = None
+    say: Progress = field(default=lambda _msg: None)
+    sweep_sizes: list[int] = field(default_factory=list)  # what the offline sweep measures
+    _sweep: tuple[list[dict], dict[int, np.ndarray]] | None = field(default=None, repr=False)
+
+    @property
+    def backend(self) -> str:
+        return self.prepared.backend
+
+    def measure(self, batch: int, min_calls: int) -> tuple[Latency, dict]:
+        """Time `prepared.run` on a fixed input of `batch` samples, inside the memory and energy meters."""
+        prepared, settings = self.prepared, self.settings
+        inp = prepared.to_input(example_input(self.input_shape, batch))
+        prepared.run(inp)  # a first call on this shape, untimed: torch.compile recompiles, ORT allocates
+        energy = EnergyMeter(prepared.device)
+        with PeakMemory(prepared.device) as memory, energy:
+            latency = run_timed(lambda: prepared.run(inp), settings, min_calls, prepared.synchronize)
+        mem, joules = memory.reading(), energy.reading()
+        calls_samples = len(latency.samples_s) + settings.warmup_iters
+        meters = {
+            "peak_memory_bytes": mem.peak_bytes,
+            "memory_method": mem.method,
+            # The meter spans warm-up and timed calls, so divide by all of them.
+            "energy_j": joules.joules / (calls_samples * batch) if joules.joules is not None else None,
+            "energy_source": joules.source,
+            "energy_reason": joules.reason,
+        }
+        if mem.reason:
+            meters["memory_reason"] = mem.reason
+        return latency, meters
+
+    def record(self, scenario: str, batch: int, latency_ms: dict, throughput: float, meters: dict) -> dict:
+        """One record, shaped like a trial's `bench` entries, with the engine's extra fields."""
+        prepared, costs = self.prepared, self.costs
+        flops = costs.get("flops")
+        moved = None
+        if costs.get("weight_bytes") is not None:
+            moved = (costs["weight_bytes"] + batch * costs["io_bytes_per_sample"]) / batch
+        int8 = prepared.info.get("precision") == "int8"  # compared with the int8 GEMM peak, not fp32's
+        return {
+            "backend": prepared.backend,
+            "status": "ok",
+            "scenario": scenario,
+            "device": prepared.device,
+            "batch_size": batch,
+            "latency_ms": latency_ms,
+            "throughput_per_s": throughput,
+            "threads": torch.get_num_threads(),
+            **meters,
+            "size_bytes": prepared.size_bytes,
+            "flops": flops,
+            "roofline": roofline(flops, moved, throughput, self.peak, int8=int8),
+            "cost_per_million": cost_per_million(throughput, self.config.dollars_per_hour),
+            # The harness's own cost per call against this result's median: it should stay far below 1%.
+            "harness_share": (
+                self.common["harness_overhead_ms"] / latency_ms["p50"] if latency_ms.get("p50") else None
+            ),
+            **self.common,
+            "info": prepared.info,
+        }
+
+    def sweep(self) -> tuple[list[dict], dict[int, np.ndarray]]:
+        """The offline sweep, measured on first use: throughput at each of `sweep_sizes` in increasing order
+        until `max_seconds` runs out, and every size's latency samples (the server's service times)."""
+        if self._sweep is None:
+            self._sweep = self._measure_sweep()
+        return self._sweep
+
+    def _measure_sweep(self) -> tuple[list[dict], dict[int, np.ndarray]]:
+        config, settings = self.config, self.settings
+        start = time.perf_counter()
+        out: list[dict] = []
+        service: dict[int, np.ndarray] = {}
+        skipped: list[int] = []
+        for batch in self.sweep_sizes:
+            out_of_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
+            if out_of_time and service:
+                skipped.append(batch)
+                continue
+            self.say(f"{self.backend}: offline, batch {batch}")
+            latency, meters = self.measure(batch, config.min_iters)
+            service[batch] = np.asarray(latency.samples_s)
+            summary = {**latency.summary_ms(), **spread(latency, settings.repeats)}
+            throughput = batch * len(latency.samples_s) / sum(latency.samples_s)
+            out.append(self.record("offline", batch, summary, throughput, meters))
+        if out:
+            best = max(out, key=lambda r: r["throughput_per_s"])
+            for r in out:
+                r["best"] = r is best
+                r["sweep"] = {"measured": [x["batch_size"] for x in out], "not_measured_time_budget": skipped}
+        return out, service
+
+
+class Scenario(Protocol):
+    name: str
+
+    def sweep_sizes(self) -> set[int]:
+        """Batch sizes this scenario needs the shared offline sweep to measure (empty: none)."""
+        ...
+
+    def run(self, target: Target) -> list[dict]: ...
+
+
+# name -> a factory that builds the scenario, with its settings, from the [bench] section. Registration order
+# is the order in which scenarios run and their records appear.
+SCENARIOS: Registry[Callable[[BenchConfig], Scenario]] = Registry("scenario")
+
+
+@dataclass(frozen=True)
+class SingleStream:
+    """One query of `batch_size` samples at a time, the next when the last completes (LoadGen's
+    single-stream); reports the latency percentiles and LoadGen's early-stopping estimates."""
+
+    batch_size: int = 1
+    name: str = "single-stream"
+
+    @classmethod
+    def from_config(cls, config: BenchConfig) -> SingleStream:
+        return cls(batch_size=config.latency_batch_size)
+
+    def sweep_sizes(self) -> set[int]:
+        return set()
+
+    def run(self, target: Target) -> list[dict]:
+        batch, settings = self.batch_size, target.settings
+        target.say(f"{target.backend}: single-stream, batch {batch}")
+        latency, meters = target.measure(batch, settings.single_stream_queries)
+        summary = single_stream_summary(latency, settings.repeats)
+        return [target.record(self.name, batch, summary, batch / latency.mean_ms * 1e3, meters)]
+
+
+@dataclass(frozen=True)
+class Offline:
+    """All samples available at once (LoadGen's offline): throughput at each batch size of the sweep,
+    the best one marked."""
+
+    batch_sizes: tuple[int, ...] = ()
+    name: str = "offline"
+
+    @classmethod
+    def from_config(cls, config: BenchConfig) -> Offline:
+        return cls(batch_sizes=tuple(config.sweep))
+
+    def sweep_sizes(self) -> set[int]:
+        return set(self.batch_sizes)
+
+    def run(self, target: Target) -> list[dict]:
+        return target.sweep()[0]
+
+
+class ServerSettings(Hparams):
+    """The server scenario's own settings: `[bench.server]`. The flat keys written before it existed
+    (`bench.latency_budget_ms`, `bench.max_queue_delay_ms`, `bench.server_max_batch`) are still accepted
+    and still what the serialized config (and so the trial id) holds."""
+
+    latency_budget_ms: float = Field(default=10.0, gt=0, description="the p99 latency bound")
+    max_queue_delay_ms: float = Field(default=1.0, ge=0, description="how long a batch may wait to fill")
+    max_batch: int | None = Field(
+        default=None, gt=0, description="largest dynamic batch; default: the largest swept size"
+    )
+
+
+@dataclass(frozen=True)
+class Server:
+    """Poisson arrivals and a dynamic batcher, simulated on the sweep's measured service times (see
+    scenarios.py); reports the highest rate whose p99 passes LoadGen's early-stopping test."""
+
+    settings: ServerSettings = field(default_factory=ServerSettings)
+    max_seconds: float | None = None
+    name: str = "server"
+
+    @classmethod
+    def from_config(cls, config: BenchConfig) -> Server:
+        return cls(settings=config.server, max_seconds=config.max_seconds)
+
+    def sweep_sizes(self) -> set[int]:
+        return {self.settings.max_batch} if self.settings.max_batch else set()
+
+    def run(self, target: Target) -> list[dict]:
+        service = target.sweep()[1]
+        settings, budget = target.settings, self.settings.latency_budget_ms
+        max_batch = self.settings.max_batch or max(service)
+        usable = {b: s for b, s in service.items() if b <= max_batch}
+        if max_batch not in usable:  # the time budget cut the sweep short: batch only up to what was measured
+            max_batch = max(usable)
+        target.say(f"{target.backend}: server search, budget {budget} ms")
+        search = server_search(
+            ServiceModel(usable),
+            latency_budget_s=budget / 1e3,
+            max_batch=max_batch,
+            max_queue_delay_s=self.settings.max_queue_delay_ms / 1e3,
+            settings=settings,
+            max_seconds=self.max_seconds,
+        )
+        best = search.best
+        latency_ms = (
+            {"p50": best.p50_ms, "p90": best.p90_ms, "p99": best.p99_ms, "n": best.queries}
+            if best
+            else {"p50": None, "p90": None, "p99": None, "n": 0}
+        )
+        rate = best.rate_per_s if best else 0.0
+        meters = {"peak_memory_bytes": None, "energy_j": None, "energy_reason": "simulated scenario"}
+        r = target.record(self.name, max_batch, latency_ms, rate, meters)
+        r["server"] = {
+            **search.summary(),
+            "latency_budget_ms": budget,
+            "max_queue_delay_ms": self.settings.max_queue_delay_ms,
+            "max_batch": max_batch,
+            "method": "discrete-event simulation on measured service times",
+            "service_batch_sizes": sorted(usable),
+            "early_stopping_min_queries": settings.server_queries,
+        }
+        if not best:
+            r["server"]["note"] = "no rate met the budget: even the lightest load's p99 is over it"
+        return [r]
+
+
+SCENARIOS.register("single-stream", SingleStream.from_config, description=SingleStream.__doc__ or "")
+SCENARIOS.register("offline", Offline.from_config, description=Offline.__doc__ or "")
+SCENARIOS.register("server", Server.from_config, description=Server.__doc__ or "")
+
+
+def scenarios_for(config: BenchConfig) -> list[Scenario]:
+    """The scenarios `config` asks for, built with their settings, in registration order."""
+    return [factory(config) for name, factory in SCENARIOS.items() if name in config.scenarios]
+
+
+def sweep_sizes(config: BenchConfig, scenarios: list[Scenario]) -> list[int]:
+    """The offline sweep's batch sizes: the config's, plus any a scenario needs (the server's max batch)."""
+    sizes = set(config.sweep)
+    for scenario in scenarios:
+        sizes |= scenario.sweep_sizes()
+    return sorted(sizes)
+
+
+__all__ = [
+    "SCENARIOS",
+    "Offline",
+    "Scenario",
+    "Server",
+    "ServerSettings",
+    "SingleStream",
+    "Target",
+    "example_input",
+    "scenarios_for",
+    "sweep_sizes",
+]
