@@ -103,7 +103,8 @@ class Target:
             "batch_size": batch,
             "latency_ms": latency_ms,
             "throughput_per_s": throughput,
-            "threads": torch.get_num_threads(),
+            # A session backend runs with its own thread count, not torch's.
+            "threads": prepared.info.get("threads") or torch.get_num_threads(),
             **meters,
             "size_bytes": prepared.size_bytes,
             "flops": flops,
