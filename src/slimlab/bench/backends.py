@@ -66,9 +66,17 @@ def _first_line(e: BaseException) -> str:
 
 
 def torch_precision(module: torch.nn.Module) -> str:
-    """ "int8" when any layer runs quantized kernels (torch.ao quantized modules), else "fp32"."""
-    quantized = any(".quantized" in type(m).__module__ for m in module.modules())
-    return "int8" if quantized else "fp32"
+    """ "int8" when any layer runs quantized kernels (torch.ao quantized modules), "bf16"/"fp16" when the
+    weights are in that dtype, else "fp32": the roofline compares a result with its own precision's peak."""
+    if any(".quantized" in type(m).__module__ for m in module.modules()):
+        return "int8"
+    graph = getattr(module, "onnx_model", None)  # an ORT-backed module (static int8): its graph decides
+    if isinstance(graph, torch.Tensor):
+        return onnx_precision_of(graph.numpy().tobytes())
+    dtypes = {p.dtype for p in module.parameters()}
+    if torch.bfloat16 in dtypes:
+        return "bf16"
+    return "fp16" if torch.float16 in dtypes else "fp32"
 
 
 def onnx_precision(path: Path) -> str:
