@@ -100,3 +100,66 @@ def test_wrapper_overhead_compares_the_same_graph(int8_module):
     with pytest.raises(TypeError):
         wrapper_overhead(torch.nn.Linear(2, 2), torch.randn(1, 2))
     assert isinstance(int8_module, OrtModule)
+
+
+def _trial(cells: list[tuple[str, int, float]]) -> dict:
+    return {
+        "bench": [
+            {
+                "backend": b,
+                "threads": t,
+                "status": "ok",
+                "scenario": "offline",
+                "batch_size": 64,
+                "latency_ms": {"p50": p},
+            }
+            for b, t, p in cells
+        ]
+    }
+
+
+def test_one_step_cells_use_the_default_threads_and_the_search_may_use_others():
+    from slimlab.bench.deploy import deployed_latency, one_step_cells
+
+    dense = _trial([("eager", 2, 1.0), ("onnxruntime", 2, 0.5), ("onnxruntime-int8", 2, 0.6)])
+    static = _trial([("eager", 2, 0.45), ("onnxruntime-session", 2, 0.4), ("onnxruntime-session", 1, 0.2)])
+    cells = one_step_cells({"dense": [dense], "search-s0-static_int8": [static]}, "dense", 64)
+    assert [c["cell"] for c in cells] == ["ORT static int8 QDQ", "ORT fp32", "ORT dynamic int8", "torch fp32"]
+    assert cells[0]["latency_ms"] == 0.4  # the 1-thread session is a search result, not a one-step cell
+    best = deployed_latency(static, 64, ("eager", "onnxruntime-session"))
+    assert best == {"backend": "onnxruntime-session", "threads": 1, "p50_ms": 0.2}
+    assert deployed_latency(static, 64, ("eager",))["p50_ms"] == 0.45
+    assert deployed_latency(static, 1, None) is None
+
+
+def test_search_axes_expand_into_named_candidates():
+    from slimlab.config import SearchConfig
+
+    search = SearchConfig(
+        structured_sparsity=[0.0],
+        precision=["static_int8"],
+        per_channel=[True, False],
+        calibration_method=["minmax", "entropy"],
+        mixed_precision_keep=[1],
+    )
+    names = [v.name for v in search.candidates()]
+    assert names[:4] == [
+        "search-s0-static_int8",
+        "search-s0-static_int8-entropy",
+        "search-s0-static_int8-pt",
+        "search-s0-static_int8-pt-entropy",
+    ]
+    assert "search-s0-mixed1" in names and "search-s0-mixed1-pt-entropy" in names
+    # The default axes keep the old candidate and its chain, hence its trial ids.
+    plain = SearchConfig(structured_sparsity=[0.0], precision=["static_int8"]).candidates()
+    assert [t.to_dict() for t in plain[0].treatments] == [
+        {
+            "kind": "static_int8",
+            "version": 1,
+            "calibration_samples": 512,
+            "backend": "onnxruntime",
+            "per_channel": True,
+        }
+    ]
+    with pytest.raises(ValueError, match="positive number of nodes"):
+        SearchConfig(mixed_precision_keep=[0])

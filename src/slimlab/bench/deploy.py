@@ -177,3 +177,60 @@ def best_cell(
         and (r.get("latency_ms") or {}).get("p50")
     ]
     return min(cells, key=lambda r: r["latency_ms"]["p50"]) if cells else None
+
+
+# What a user gets in one step, without a search: (label, variant, backend). "baseline" stands for the
+# experiment's baseline variant; the two treated cells are the search's own plain candidates.
+ONE_STEP_CELLS = (
+    ("torch fp32", "baseline", "eager"),
+    ("torch bf16", "search-s0-bf16", "eager"),
+    ("ORT fp32", "baseline", "onnxruntime"),
+    ("ORT fp32", "baseline", "onnxruntime-session"),
+    ("ORT dynamic int8", "baseline", "onnxruntime-int8"),
+    ("ORT static int8 QDQ", "search-s0-static_int8", "onnxruntime-session"),
+)
+
+
+def _default_threads(bench: list[dict]) -> int | None:
+    return next(
+        (r.get("threads") for r in bench if r.get("backend") == "eager" and r.get("status") == "ok"), None
+    )
+
+
+def one_step_cells(trials: dict[str, list[dict]], baseline: str, batch: int) -> list[dict]:
+    """Each one-step cell measured in this run (mean offline p50 over seeds at `batch`), at the thread
+    count the trial's eager backend ran with: the thread count a user who does not search would get.
+    `trials` maps a variant name to its ok trial records. Sorted fastest first; the first is the best
+    single cell, the row a user would otherwise pick."""
+    out: dict[str, dict] = {}
+    for label, variant, backend in ONE_STEP_CELLS:
+        records = trials.get(baseline if variant == "baseline" else variant, [])
+        p50s = []
+        for trial in records:
+            bench = trial.get("bench") or []
+            threads = _default_threads(bench)
+            cells = [r for r in bench if r.get("threads") == threads] if threads else bench
+            cell = best_cell(cells, batch, backends=(backend,))
+            if cell:
+                p50s.append(cell["latency_ms"]["p50"])
+        if not p50s:
+            continue
+        row = {
+            "cell": label,
+            "variant": baseline if variant == "baseline" else variant,
+            "backend": backend,
+            "latency_ms": float(np.mean(p50s)),
+            "seeds": len(p50s),
+        }
+        if label not in out or row["latency_ms"] < out[label]["latency_ms"]:
+            out[label] = row
+    return sorted(out.values(), key=lambda r: r["latency_ms"])
+
+
+def deployed_latency(trial: dict, batch: int, backends: tuple[str, ...] | None) -> dict | None:
+    """The candidate's fastest measured deployment at `batch` among `backends` (all when None): its
+    backend, thread count and p50, or None when nothing was measured there."""
+    cell = best_cell(trial.get("bench") or [], batch, backends=backends)
+    if cell is None:
+        return None
+    return {"backend": cell["backend"], "threads": cell.get("threads"), "p50_ms": cell["latency_ms"]["p50"]}
