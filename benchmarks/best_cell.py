@@ -57,16 +57,21 @@ def _cpu() -> str:
 
 
 def _ort_dynamic(graph: bytes) -> bytes:
+    import logging
     import tempfile
     from pathlib import Path
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory() as tmp:
-        src, dst = Path(tmp) / "a.onnx", Path(tmp) / "b.onnx"
-        src.write_bytes(graph)
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-        return dst.read_bytes()
+    logging.disable(logging.WARNING)  # ORT's pre-processing hint, on the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "a.onnx", Path(tmp) / "b.onnx"
+            src.write_bytes(graph)
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+            return dst.read_bytes()
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _session(graph: bytes, shape: tuple[int, ...], threads: int) -> Callable[[np.ndarray], np.ndarray]:
