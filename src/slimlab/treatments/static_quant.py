@@ -59,13 +59,6 @@ class StaticInt8(TreatmentConfig):
         default="minmax", description="ONNX Runtime's CalibrationMethod for the activation ranges"
     )
 
-    def to_dict(self) -> dict[str, Any]:
-        # Added after trial ids were pinned: left out at its default, so that existing ids stay the same.
-        data = super().to_dict()
-        if self.calibration_method == "minmax":
-            data.pop("calibration_method")
-        return data
-
 
 @contextmanager
 def _quiet() -> Iterator[None]:
