@@ -25,6 +25,7 @@ def search_decision(results, config):
         batch_size=search["batch_size"],
         reference_backend=search["reference_backend"],
         require_no_inferior_group=search.get("require_no_inferior_group", False),
+        deploy_backends=search.get("deploy_backends"),
     )
 
 
