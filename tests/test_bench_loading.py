@@ -127,6 +127,29 @@ def test_pt2_loads_and_runs(tmp_path):
     np.testing.assert_allclose(prepared(x), source.module(x).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
+def test_pt2_is_called_as_deployed_without_the_pytree_wrapper(tmp_path, monkeypatch):
+    # Defect: every call went through program.module(), whose per-call pytree flattening and input checks
+    # cost 2.7x the original module at batch 1.
+    source = from_reference("cnn1d", (40,), 10, {"channels": 4})
+    path = tmp_path / "c.pt2"
+    program = torch.export.export(
+        source.module, (torch.randn(2, 40),), dynamic_shapes=({0: torch.export.Dim("b")},)
+    )
+    torch.export.save(program, path)
+    loaded = load_exported_program(path)
+    assert loaded.module.calls_graph_directly
+    x = torch.randn(5, 40)
+    with torch.inference_mode():
+        first = loaded.module(x)  # checked once against the program's own call
+        calls = []
+        monkeypatch.setattr(loaded.module.program, "forward", lambda *a: calls.append(a))
+        again = loaded.module(x)
+    assert not calls  # later calls never touch program.module()
+    with torch.inference_mode():
+        torch.testing.assert_close(again, source.module(x))
+        torch.testing.assert_close(first, again)
+
+
 def _poison_pt2(good, bad, marker):
     """Mark the first weight as pickled and put the payload where its bytes were."""
     evil = io.BytesIO()

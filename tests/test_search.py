@@ -25,6 +25,7 @@ def search_decision(results, config):
         batch_size=search["batch_size"],
         reference_backend=search["reference_backend"],
         require_no_inferior_group=search.get("require_no_inferior_group", False),
+        deploy_backends=search.get("deploy_backends"),
     )
 
 
@@ -159,3 +160,59 @@ def test_a_candidate_that_harms_a_group_is_not_accepted_when_groups_are_required
     assert decision["accepted"] == "search-slower"
     fast = next(r for r in decision["candidates"] if r["variant"] == "search-fast")
     assert fast["inferior_groups"][0]["group"] == "west" and not fast["groups_ok"]
+
+
+def test_a_candidate_is_ranked_as_deployed_and_against_the_best_single_cell():
+    # Defect: an ORT int8 candidate was timed through its torch wrapper (the eager backend), and the only
+    # reference was ORT dynamic int8, not the best of the one-step cells measured in the same run.
+    results = _results({"search-s0-static_int8": (0.6, 0.0, 0.001)})
+    for t in results["trials"]:
+        extra = {"status": "ok", "scenario": "offline", "batch_size": 64}
+        if t["variant"] == "dense":
+            t["bench"][0]["threads"] = 2
+            t["bench"].append({**extra, "backend": "onnxruntime", "threads": 2, "latency_ms": {"p50": 0.4}})
+        else:
+            t["bench"][0]["threads"] = 2
+            t["bench"] += [
+                {**extra, "backend": "onnxruntime-session", "threads": 2, "latency_ms": {"p50": 0.3}},
+                {**extra, "backend": "onnxruntime-session", "threads": 1, "latency_ms": {"p50": 0.2}},
+            ]
+    plain = search_decision(results, CONFIG)["d"]
+    assert plain["candidates"][0]["latency_ms"] == 0.6  # eager only: the old behaviour, by default
+    deployed = {**CONFIG, "search": {**CONFIG["search"], "deploy_backends": ["eager", "onnxruntime-session"]}}
+    decision = search_decision(results, deployed)["d"]
+    row = decision["candidates"][0]
+    assert row["latency_ms"] == 0.2
+    assert row["deployment"] == {"backend": "onnxruntime-session", "threads": 1, "seeds": 5}
+    assert decision["best_cell"]["cell"] == "ORT static int8 QDQ"  # at the default 2 threads: 0.3 ms
+    assert decision["accepted"] == "search-s0-static_int8"
+    assert abs(decision["accepted_speedup_vs_best_cell"] - 0.3 / 0.2) < 1e-9
+
+
+def test_mixed_precision_search_runs_end_to_end_with_sensitivity_in_the_report(tmp_path):
+    toml = TINY_TOML.split("[[variants]]")[0] + (
+        '[[variants]]\nname = "dense"\n[evaluate]\nseeds = 2\n[bench]\n'
+        'backends = ["eager", "onnxruntime-session"]\nsession_threads = [1]\nscenarios = ["offline"]\n'
+        "batch_sizes = [64]\nmin_time_s = 0.01\nmin_iters = 5\nwarmup_iters = 1\n"
+        '[search]\nstructured_sparsity = [0.0]\nprecision = ["static_int8"]\nmixed_precision_keep = [1]\n'
+        'deploy_backends = ["eager", "onnxruntime-session"]\n'
+    )
+    (tmp_path / "m.toml").write_text(toml)
+    result = CliRunner().invoke(
+        app, ["run", str(tmp_path / "m.toml"), "--out", str(tmp_path / "o"), "--quick"]
+    )
+    assert result.exit_code == 0, result.output + result.stderr
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    search = results["search"]["mnist1d"]
+    assert {c["variant"] for c in search["candidates"]} == {"search-s0-static_int8", "search-s0-mixed1"}
+    assert all(c["deployment"]["backend"] in ("eager", "onnxruntime-session") for c in search["candidates"])
+    sens = results["sensitivity"]["mnist1d"]
+    assert len(sens["ranking"]) == 4 and sens["seeds"] == [0, 1]
+    mixed = [t for t in results["trials"] if t["variant"] == "search-s0-mixed1"]
+    assert all(
+        t["artifacts"]["mixed_int8"]["kept_float"]
+        == t["artifacts"]["mixed_int8"]["sensitivity"]["ranking"][:1]
+        for t in mixed
+    )
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "Per-node quantization sensitivity" in html and "Best single cell" in html

@@ -202,3 +202,18 @@ def test_csv_loading_and_its_errors(tmp_path):
         load_scores(_write(tmp_path, "method,dataset,seed,score\na,d,0,0.9\na,d,0,0.8\n"))
     with pytest.raises(DataFileError, match="column `correct` must hold only 0 and 1"):
         load_scores(_write(tmp_path, "method,dataset,seed,score,correct\na,d,0,0.9,0120\n"))
+
+
+def test_noninferiority_p_of_deltas_equal_up_to_float_noise_is_not_a_warning():
+    # Defect: per-seed deltas equal but for the last bit (0.9 - 0.8 vs 0.8 - 0.7) reached scipy's t-test,
+    # whose catastrophic-cancellation RuntimeWarning failed `slimlab demo --quick` under warnings-as-errors.
+
+    base, var = np.array([0.8, 0.7, 0.6]), np.array([0.9, 0.8, 0.7])
+    assert np.ptp(var - base) > 0
+    rows = [
+        {"method": m, "dataset": "d", "seed": s, "score": float(v)}
+        for m, values in (("dense", base), ("int8", var))
+        for s, v in enumerate(values)
+    ]
+    out = compare_scores(rows, "dense", margin=0.01, design="seeds")
+    assert out["comparisons"][0]["p_noninferiority"] is None

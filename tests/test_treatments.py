@@ -21,6 +21,7 @@ from slimlab.treatments import (
     HalfPrecision,
     LotteryTicket,
     MagnitudePrune,
+    MixedInt8,
     NMSparsity,
     StaticInt8,
     StructuredPrune,
@@ -40,6 +41,7 @@ EXAMPLES: dict[str, TreatmentConfig] = {
     "structured_prune": StructuredPrune(sparsity=0.5, finetune_epochs=1),
     "nm_sparsity": NMSparsity(n=2, m=4),
     "static_int8": StaticInt8(calibration_samples=64),
+    "mixed_int8": MixedInt8(calibration_samples=64, keep_float=1),
     "half_precision": HalfPrecision(dtype="bf16"),
     "finetune": Finetune(epochs=1, distill_alpha=0.5),
 }

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from slimlab.bench.config import BenchConfig
+from slimlab.bench.config import BackendName, BenchConfig
 from slimlab.data import DATASETS
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.identity import Hparams
@@ -174,6 +174,29 @@ class SearchConfig(Section):
         default=False,
         description="on a dataset with groups, accept no candidate that makes any group inferior (Holm)",
     )
+    # Axes of the static-quantization candidates (issue: beat the best one-step alternative).
+    per_channel: list[bool] = Field(
+        default=[True], min_length=1, description="static int8: per-channel (true) and/or per-tensor weights"
+    )
+    calibration_method: list[Literal["minmax", "entropy", "percentile"]] = Field(
+        default=["minmax"], min_length=1, description="static int8: ONNX Runtime calibration methods"
+    )
+    mixed_precision_keep: list[int] = Field(
+        default=[],
+        description="mixed precision: for each k, a candidate keeping the k most sensitive nodes fp32",
+    )
+    deploy_backends: list[BackendName] | None = Field(
+        default=None,
+        description="bench backends a candidate may be deployed on (its fastest measured cell ranks it); "
+        "default: eager only",
+    )
+
+    @field_validator("mixed_precision_keep")
+    @classmethod
+    def _keep_counts(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values):
+            raise _custom(f"each k must be a positive number of nodes kept in float; got {values}")
+        return values
 
     @field_validator("structured_sparsity")
     @classmethod
@@ -182,29 +205,53 @@ class SearchConfig(Section):
             raise _custom(f"each sparsity must lie in [0, 1); got {values}")
         return values
 
+    def _pruning(self, sparsity: float) -> list[dict]:
+        if sparsity == 0:
+            return []
+        return [
+            {
+                "kind": "structured_prune",
+                "sparsity": sparsity,
+                "finetune_epochs": self.finetune_epochs,
+                "finetune_lr": self.finetune_lr,
+            }
+        ]
+
     def candidates(self) -> list[VariantConfig]:
-        """One variant per (sparsity, precision), except the plain dense model."""
+        """One variant per (sparsity, precision), except the plain dense model; static int8 once per
+        (weight granularity, calibration method); mixed precision once per k as well."""
         out = []
         for sparsity in self.structured_sparsity:
+            prefix = f"search-s{round(sparsity * 100)}-"
             for precision in self.precision:
                 if sparsity == 0 and precision == "fp32":
                     continue
-                chain: list[dict] = []
-                if sparsity > 0:
-                    chain.append(
-                        {
-                            "kind": "structured_prune",
-                            "sparsity": sparsity,
-                            "finetune_epochs": self.finetune_epochs,
-                            "finetune_lr": self.finetune_lr,
-                        }
-                    )
-                if precision in ("dynamic_int8", "static_int8"):
+                chain = self._pruning(sparsity)
+                if precision == "static_int8":
+                    out += self._static(prefix, chain, "static_int8", {})
+                    continue
+                if precision == "dynamic_int8":
                     chain.append({"kind": precision})
                 elif precision == "bf16":
                     chain.append({"kind": "half_precision", "dtype": "bf16"})
-                name = f"search-s{round(sparsity * 100)}-{precision}"
-                out.append(VariantConfig(name=name, treatments=chain))
+                out.append(VariantConfig(name=prefix + precision, treatments=chain))
+            for k in self.mixed_precision_keep:
+                out += self._static(prefix, self._pruning(sparsity), f"mixed{k}", {"keep_float": k})
+        return out
+
+    def _static(self, prefix: str, chain: list[dict], label: str, extra: dict) -> list[VariantConfig]:
+        """One candidate per (weight granularity, calibration method); the defaults keep the old names."""
+        kind = "static_int8" if label == "static_int8" else "mixed_int8"
+        out = []
+        for per_channel in self.per_channel:
+            for method in self.calibration_method:
+                suffix = ("" if per_channel else "-pt") + ("" if method == "minmax" else f"-{method}")
+                step: dict = {"kind": kind, **extra}
+                if not per_channel:
+                    step["per_channel"] = False
+                if method != "minmax":
+                    step["calibration_method"] = method
+                out.append(VariantConfig(name=prefix + label + suffix, treatments=[*chain, step]))
         return out
 
 

@@ -24,6 +24,7 @@ from statsmodels.stats.multitest import multipletests
 from slimlab.analysis.summary import geomean, pareto_front
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
+from slimlab.bench.deploy import deployed_latency, one_step_cells
 from slimlab.evaluate.fairness import inferior_groups
 from slimlab.stats import mean_ci
 
@@ -36,8 +37,23 @@ METHOD = (
 )
 
 
-def _latency(trial: Mapping, batch: int, backend: str = "eager") -> float | None:
-    return bench_records.p50_ms(trial.get("bench", []), "offline", batch, backend)
+def _latency(trial: Mapping, batch: int, backends: tuple[str, ...] = ("eager",)) -> float | None:
+    """The trial's p50 at `batch` on its fastest measured cell among `backends` (backend x threads): a
+    candidate is ranked as it would be deployed (`[search] deploy_backends`; eager only by default)."""
+    if backends == ("eager",):
+        return bench_records.p50_ms(trial.get("bench", []), "offline", batch, "eager")
+    cell = deployed_latency(trial, batch, backends)
+    return cell["p50_ms"] if cell else None
+
+
+def _deployment(trials: dict, batch: int, backends: tuple[str, ...]) -> dict | None:
+    """The deployment cell (backend, threads) that won for most seeds."""
+    cells = [deployed_latency(t, batch, backends) for t in trials.values()]
+    picks = [(c["backend"], c["threads"]) for c in cells if c]
+    if not picks:
+        return None
+    backend, threads = max(set(picks), key=picks.count)
+    return {"backend": backend, "threads": threads, "seeds": picks.count((backend, threads))}
 
 
 def _not_confidently_worse(deltas: list[float], margin: float, alpha: float) -> bool:
@@ -48,9 +64,9 @@ def _not_confidently_worse(deltas: list[float], margin: float, alpha: float) -> 
     return upper >= -margin
 
 
-def _pairs(trials: dict, dense: dict, batch: int) -> list[tuple[float | None, float | None]]:
+def _pairs(trials: dict, dense: dict, batch: int, backends) -> list[tuple[float | None, float | None]]:
     """(candidate, dense) p50 latency at `batch` for each seed both have."""
-    return [(_latency(trials[s], batch), _latency(dense[s], batch)) for s in trials]
+    return [(_latency(trials[s], batch, backends), _latency(dense[s], batch, backends)) for s in trials]
 
 
 def search_decision(
@@ -62,6 +78,7 @@ def search_decision(
     batch_size: int,
     reference_backend: str,
     require_no_inferior_group: bool = False,
+    deploy_backends: list[str] | None = None,
 ) -> dict:
     """Per dataset, the candidates (screened, ranked, tested) and the one accepted, from the results the
     summary and fairness sections computed (`trials`, `comparisons`, `summary`, `fairness`)."""
@@ -69,10 +86,17 @@ def search_decision(
     ok = [t for t in results["trials"] if t["status"] == "ok"]
     by_key = {(t["dataset"], t["variant"], t["seed"]): t for t in ok}
     comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
+    deploy = tuple(deploy_backends or ("eager",))
     out = {}
     for dataset in dict.fromkeys(t["dataset"] for t in ok):
         dense = {t["seed"]: t for t in ok if t["dataset"] == dataset and t["variant"] == baseline}
-        reference = [_latency(t, batch, reference_backend) for t in dense.values()]
+        by_variant: dict[str, list[dict]] = {}
+        for t in ok:
+            if t["dataset"] == dataset:
+                by_variant.setdefault(t["variant"], []).append(t)
+        # The row a user would otherwise pick: the fastest one-step cell measured in this run.
+        cells = one_step_cells(by_variant, baseline, batch)
+        reference = [_latency(t, batch, (reference_backend,)) for t in dense.values()]
         reference = [r for r in reference if r]
         rows = []
         for variant in dict.fromkeys(t["variant"] for t in ok if t["dataset"] == dataset):
@@ -80,7 +104,7 @@ def search_decision(
                 continue
             trials = {s: by_key[(dataset, variant, s)] for s in dense if (dataset, variant, s) in by_key}
             c = comparisons.get((dataset, variant), {})
-            latency = [_latency(t, batch) for t in trials.values()]
+            latency = [_latency(t, batch, deploy) for t in trials.values()]
             val_delta = [
                 trials[s]["metrics"]["val_accuracy"] - dense[s]["metrics"]["val_accuracy"] for s in trials
             ]
@@ -91,9 +115,15 @@ def search_decision(
                     "treatments": next(iter(trials.values()))["treatments"] if trials else [],
                     "seeds": sorted(trials),
                     "latency_ms": mean_latency,
-                    "speedup_vs_dense": geomean([d / c for c, d in _pairs(trials, dense, batch) if c and d]),
+                    "deployment": _deployment(trials, batch, deploy),
+                    "speedup_vs_dense": geomean(
+                        [d / c for c, d in _pairs(trials, dense, batch, deploy) if c and d]
+                    ),
                     "speedup_vs_reference": (
                         float(np.mean(reference)) / mean_latency if reference and mean_latency else None
+                    ),
+                    "speedup_vs_best_cell": (
+                        cells[0]["latency_ms"] / mean_latency if cells and mean_latency else None
                     ),
                     "val_delta": float(np.mean(val_delta)) if val_delta else None,
                     "val_ci": list(mean_ci(val_delta, 1 - alpha)[1]) if val_delta else None,
@@ -103,7 +133,7 @@ def search_decision(
                     "p_noninferiority": c.get("p_noninferiority"),
                 }
             )
-        dense_latency = [_latency(t, batch) for t in dense.values()]
+        dense_latency = [_latency(t, batch, deploy) for t in dense.values()]
         dense_mean = float(np.mean(dense_latency)) if dense_latency and all(dense_latency) else None
         # With `require_no_inferior_group`, a candidate that makes any group of this dataset inferior
         # (per-group non-inferiority, Holm across groups x variants; see evaluate.fairness) is excluded.
@@ -152,6 +182,10 @@ def search_decision(
             "reference_backend": reference_backend,
             "reference_latency_ms": float(np.mean(reference)) if reference else None,
             "dense_latency_ms": points[-1]["latency_p50_ms"],
+            "deploy_backends": list(deploy),
+            "one_step_cells": cells,
+            "best_cell": cells[0] if cells else None,
+            "accepted_speedup_vs_best_cell": accepted["speedup_vs_best_cell"] if accepted else None,
             "candidates": rows,
             "accepted": accepted["variant"] if accepted else None,
             "pareto": pareto_front([p for p in points if p["accuracy"]["mean"] is not None]),
@@ -181,5 +215,6 @@ def search_analysis(view: RunView, results: dict) -> dict:
         batch_size=search.batch_size,
         reference_backend=search.reference_backend,
         require_no_inferior_group=search.require_no_inferior_group,
+        deploy_backends=search.deploy_backends,
     )
     return {"search": decision}

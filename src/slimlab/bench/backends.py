@@ -66,18 +66,22 @@ def _first_line(e: BaseException) -> str:
 
 
 def torch_precision(module: torch.nn.Module) -> str:
-    """ "int8" when any layer runs quantized kernels (torch.ao quantized modules), else "fp32"."""
-    quantized = any(".quantized" in type(m).__module__ for m in module.modules())
-    return "int8" if quantized else "fp32"
+    """ "int8" when any layer runs quantized kernels (torch.ao quantized modules), "bf16"/"fp16" when the
+    weights are in that dtype, else "fp32": the roofline compares a result with its own precision's peak."""
+    if any(".quantized" in type(m).__module__ for m in module.modules()):
+        return "int8"
+    graph = getattr(module, "onnx_model", None)  # an ORT-backed module (static int8): its graph decides
+    if isinstance(graph, torch.Tensor):
+        return onnx_precision_of(graph.numpy().tobytes())
+    dtypes = {p.dtype for p in module.parameters()}
+    if torch.bfloat16 in dtypes:
+        return "bf16"
+    return "fp16" if torch.float16 in dtypes else "fp32"
 
 
 def onnx_precision(path: Path) -> str:
-    """ "int8" when the graph holds integer matmul/conv ops (what ORT's quantizers emit), else "fp32"."""
-    import onnx
-
-    ops = {node.op_type for node in onnx.load(str(path), load_external_data=False).graph.node}
-    int8_ops = {"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeLinear"}
-    return "int8" if ops & int8_ops else "fp32"
+    """ "int8" or "fp32", as `onnx_precision_of` reads the graph."""
+    return onnx_precision_of(path.read_bytes())
 
 
 def _need_module(model: LoadedModel, backend: str) -> torch.nn.Module:
@@ -170,10 +174,29 @@ def choose_providers(available: list[str] | None = None) -> list[str]:
     return chosen
 
 
-def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
-    """torch.onnx's exporter from torch.export (dynamo=True; the TorchScript exporter is deprecated), with a
-    dynamic batch axis."""
-    module = module.eval()
+def _torchscript_export(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """The TorchScript exporter (`dynamo=False`): deprecated, but about 0.02 s per small model here against
+    1.3 s for the dynamo exporter, and the graph ORT builds from either is the same for these models."""
+    import io
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def _dynamo_export(module: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
     batch = torch.export.Dim("batch", min=1, max=1 << 16)
     # The exporter logs one warning per torchvision op it cannot register when torchvision is absent.
     registration = logging.getLogger("torch.onnx._internal.exporter._registration")
@@ -197,7 +220,57 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> P
             )
     finally:
         registration.setLevel(level)
-    return path
+
+
+def export_onnx_bytes(module: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
+    """The module as ONNX with a dynamic batch axis, and which exporter made it. The TorchScript exporter
+    first (cheap); torch.export's (dynamo) exporter where it fails. A torch.ao quantized module is refused
+    without trying: neither exporter can express its packed int8 ops, and the attempt cost about 1 s."""
+    module = module.eval()
+    if torch_precision(module) == "int8":
+        raise BackendSkipped(
+            "ONNX export skipped: torch.ao quantized modules cannot be expressed in ONNX "
+            "(use static_int8 with backend='onnxruntime' for an ONNX int8 model)"
+        )
+    try:
+        with torch.no_grad():
+            return _torchscript_export(module, example), "torch.onnx (torchscript)"
+    except Exception as first:
+        with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as tmp:
+            path = Path(tmp) / "model.onnx"
+            try:
+                _dynamo_export(module, example, path)
+            except Exception as e:
+                raise BackendSkipped(
+                    f"ONNX export failed: {_first_line(e)} (TorchScript exporter: {_first_line(first)})"
+                ) from None
+            return path.read_bytes(), "torch.onnx (dynamo)"
+
+
+def export_onnx(module: torch.nn.Module, example: torch.Tensor, path: Path) -> str:
+    """Write the module as ONNX to `path` (see `export_onnx_bytes`); returns the exporter used."""
+    data, exporter = export_onnx_bytes(module, example)
+    path.write_bytes(data)
+    return exporter
+
+
+def onnx_precision_of(graph: bytes) -> str:
+    """ "int8" when the graph holds integer matmul/conv ops (ORT's operator-format and dynamic quantizers)
+    or QuantizeLinear/DequantizeLinear pairs (the QDQ format, which ORT folds into int8 kernels), else
+    "fp32". Which peak the roofline compares a result with follows from this."""
+    import onnx
+
+    ops = {node.op_type for node in onnx.load_from_string(graph).graph.node}
+    int8_ops = {
+        "MatMulInteger",
+        "ConvInteger",
+        "QLinearMatMul",
+        "QLinearConv",
+        "DynamicQuantizeLinear",
+        "QuantizeLinear",
+        "DequantizeLinear",
+    }
+    return "int8" if ops & int8_ops else "fp32"
 
 
 @dataclass(frozen=True)
@@ -229,11 +302,7 @@ class OnnxRuntimeBackend:
         if path is None:
             module = _need_module(model, self.name)
             path = workdir / f"{model.name}.onnx"
-            try:
-                export_onnx(module, example.cpu(), path)
-            except Exception as e:
-                raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
-            exporter = "torch.onnx (dynamo)"
+            exporter = export_onnx(module, example.cpu(), path)
         if self.quantize == "dynamic_int8":
             path = self._quantize(path, workdir / f"{model.name}.int8.onnx")
         elif self.quantize is not None:
@@ -297,6 +366,28 @@ BACKENDS.register(
     lambda: OnnxRuntimeBackend(name="onnxruntime-int8", quantize="dynamic_int8", tolerance=None),
     description="ONNX Runtime on the graph after ORT's dynamic int8 quantization",
 )
+BACKENDS.register(
+    "onnxruntime-session",
+    lambda: _session_backend(),
+    description="ONNX Runtime as deployed: a bare session with its own threads (bench.session_threads)",
+)
+
+
+def _session_backend(threads: int | None = None) -> Backend:
+    from slimlab.bench.deploy import OrtSessionBackend  # deploy builds on this module
+
+    return OrtSessionBackend(threads=threads)
+
+
+def backends_for(names: list[str], session_threads: list[int] | None = None) -> list[Backend]:
+    """The backends of a bench config; `onnxruntime-session` once per thread count in `session_threads`."""
+    out: list[Backend] = []
+    for name in names:
+        if name == "onnxruntime-session" and session_threads:
+            out += [_session_backend(t) for t in session_threads]
+        else:
+            out.append(get_backend(name))
+    return out
 
 
 def get_backend(name: str) -> Backend:

@@ -117,10 +117,19 @@ class BenchConfig(Hparams):
     def server_max_batch(self) -> int | None:
         return self.server.max_batch
 
+    session_threads: list[int] | None = Field(
+        default=None,
+        min_length=1,
+        description="thread counts tried by the onnxruntime-session backend (one record set each); "
+        "default: torch's",
+    )
+
     @model_validator(mode="after")
     def _positive_batches(self) -> BenchConfig:
         if self.batch_sizes is not None and any(b <= 0 for b in self.batch_sizes):
             raise ValueError(f"`bench.batch_sizes` must be positive integers; got {self.batch_sizes}")
+        if self.session_threads is not None and any(t <= 0 for t in self.session_threads):
+            raise ValueError(f"`bench.session_threads` must be positive integers; got {self.session_threads}")
         return self
 
     @property

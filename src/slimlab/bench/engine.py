@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from slimlab.bench.accuracy import flag_drops, prepared_accuracy
-from slimlab.bench.backends import Backend, BackendSkipped, check_outputs, get_backend
+from slimlab.bench.backends import Backend, BackendSkipped, backends_for, check_outputs
 from slimlab.bench.config import BenchConfig
 from slimlab.bench.latency import harness_overhead
 from slimlab.bench.loading import LoadedModel
@@ -103,7 +103,7 @@ def run_benchmark(
     accuracy and flags drops beyond `config.accuracy_margin`; `peak` (from calibration.gemm_peak) adds the
     roofline position. A backend that cannot run is one `skipped` record with its reason."""
     say = progress or (lambda _msg: None)
-    backends = backends if backends is not None else [get_backend(name) for name in config.backends]
+    backends = backends if backends is not None else backends_for(config.backends, config.session_threads)
     settings = settings_for(config)
     scenarios = scenarios_for(config)
     sizes = sweep_sizes(config, scenarios)

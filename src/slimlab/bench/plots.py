@@ -58,6 +58,7 @@ def roofline_plot(records: list[dict], peak: dict, title: str = "roofline") -> s
     grid = np.geomspace(lo, hi, 200)
     for name, roof, style in (
         ("fp32 GEMM peak", peak["fp32_gflops"], "-"),
+        ("bf16 GEMM peak", peak.get("bf16_gflops"), ":"),
         ("int8 GEMM peak", peak.get("int8_gops"), "--"),
     ):
         if not roof:

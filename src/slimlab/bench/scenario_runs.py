@@ -94,7 +94,7 @@ class Target:
         moved = None
         if costs.get("weight_bytes") is not None:
             moved = (costs["weight_bytes"] + batch * costs["io_bytes_per_sample"]) / batch
-        int8 = prepared.info.get("precision") == "int8"  # compared with the int8 GEMM peak, not fp32's
+        precision = prepared.info.get("precision")  # compared with its own precision's GEMM peak, not fp32's
         return {
             "backend": prepared.backend,
             "status": "ok",
@@ -103,11 +103,12 @@ class Target:
             "batch_size": batch,
             "latency_ms": latency_ms,
             "throughput_per_s": throughput,
-            "threads": torch.get_num_threads(),
+            # A session backend runs with its own thread count, not torch's.
+            "threads": prepared.info.get("threads") or torch.get_num_threads(),
             **meters,
             "size_bytes": prepared.size_bytes,
             "flops": flops,
-            "roofline": roofline(flops, moved, throughput, self.peak, int8=int8),
+            "roofline": roofline(flops, moved, throughput, self.peak, precision=precision),
             "cost_per_million": cost_per_million(throughput, self.config.dollars_per_hour),
             # The harness's own cost per call against this result's median: it should stay far below 1%.
             "harness_share": (

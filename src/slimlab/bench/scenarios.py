@@ -29,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.stats import binom
 
 from slimlab.bench.latency import Latency, measure
 
@@ -55,6 +54,8 @@ def tolerable_overlatency(n: int, percentile: float = 0.99, confidence: float = 
     if n <= 0:
         return -1
     q, alpha = 1.0 - percentile, 1.0 - confidence
+    from scipy.stats import binom  # scipy.stats costs seconds to import; only the server scenario needs it
+
     t = int(binom.ppf(alpha, n, q))  # the smallest t with cdf(t) >= alpha
     while t >= 0 and binom.cdf(t, n, q) > alpha:
         t -= 1

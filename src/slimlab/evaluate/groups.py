@@ -25,7 +25,6 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
 
 MIN_N = 30
 MAX_CI_WIDTH = 0.3  # a 95% accuracy interval wider than 30 points ranks nothing (n=30 at 50% gives 0.34)
@@ -37,6 +36,8 @@ def wilson(successes: float, n: float, confidence: float = 0.95) -> tuple[float,
     """The Wilson score interval; (nan, nan) when n is 0."""
     if n <= 0:
         return math.nan, math.nan
+    from statsmodels.stats.proportion import proportion_confint  # slow to import; needed only here
+
     lo, hi = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
     return float(lo), float(hi)
 

@@ -48,6 +48,14 @@ def run_experiment(
         peak = gemm_peak()  # measured once per machine and cached; the trials read the cache
         env["gemm_peak_gflops"] = peak.get("fp32_gflops")
         env["gemm_peak"] = peak
+        worker_threads = getattr(executor, "threads", None)
+        if executor.workers > 1 and worker_threads and worker_threads != torch.get_num_threads():
+            # Workers run with fewer threads, which is another cache key: measure it here, once, rather
+            # than in every worker at the same time (each would measure a machine the others keep busy).
+            from slimlab.bench.engine import pinned_threads
+
+            with pinned_threads(worker_threads):
+                gemm_peak()
     with Store.in_dir(out) as store:
         store.set_meta("config", config.to_dict())
         store.set_meta("environment", env)

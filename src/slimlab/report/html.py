@@ -42,7 +42,13 @@ def _fairness(analysis: Analysis) -> list[str]:
 
 # Section name -> a renderer of its HTML fragments (placed after the ranking, in this order). A new
 # analysis section that shows in the report registers its renderer here.
-RENDERERS: dict[str, Callable[[Analysis], list[str]]] = {"fairness": _fairness}
+def _sensitivity(analysis: Analysis) -> list[str]:
+    from slimlab.report.sensitivity import render_sensitivity_html
+
+    return render_sensitivity_html(analysis.results)
+
+
+RENDERERS: dict[str, Callable[[Analysis], list[str]]] = {"fairness": _fairness, "sensitivity": _sensitivity}
 
 
 def render_report(analysis: Analysis) -> str:

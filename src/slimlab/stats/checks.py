@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Literal
 
-from slimlab.stats.choose import min_pairs
-
 Status = Literal["pass", "warn", "fail"]
 RECOMMENDED_SEEDS = 5  # below this the spread over seeds is a guess (Lones 4.4); a rule of thumb
 
@@ -29,6 +27,8 @@ def seeds_check(test: str, n: int, alpha: float = 0.05, what: str = "") -> dict:
     """Too few seeds or folds for the test used (Lones 4.4, 5.3): fail when the test cannot reach
     p < alpha at all with n pairs, warn below RECOMMENDED_SEEDS for tests over seeds or folds. For McNemar,
     n is the number of discordant test samples."""
+    from slimlab.stats.choose import min_pairs  # loads scipy.stats: only when a check needs it
+
     need = min_pairs(test, alpha)
     unit = "discordant samples" if test == "mcnemar_exact" else "seeds or folds"
     prefix = f"{what}: " if what else ""

@@ -55,6 +55,9 @@ class StaticInt8(TreatmentConfig):
     calibration_samples: int = Field(default=512, gt=0, description="training samples used to calibrate")
     backend: Literal["onnxruntime", "torch_ao"] = "onnxruntime"
     per_channel: bool = True
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        default="minmax", description="ONNX Runtime's CalibrationMethod for the activation ranges"
+    )
 
 
 @contextmanager
@@ -181,11 +184,18 @@ def _ort_static(model: nn.Module, calib: Tensor, config: StaticInt8) -> OrtModul
             per_channel=config.per_channel,
             activation_type=QuantType.QUInt8,  # u8 x s8 is the VNNI instruction's native pairing
             weight_type=QuantType.QInt8,
+            calibrate_method=_calibration_method(config.calibration_method),
         )
         data = dst.read_bytes()
     # FLOPs cannot be counted inside ONNX Runtime; those of the float model it was made from are kept.
     info = {"engine": "onnxruntime", "format": "QDQ", "flops_batch1": count_flops(model, calib[:1])}
     return OrtModule(data, info)
+
+
+def _calibration_method(name: str) -> Any:
+    from slimlab.treatments.ort_qdq import calibration_method
+
+    return calibration_method(name)  # type: ignore[arg-type]
 
 
 def _fusable_pairs(model: nn.Module) -> list[list[str]]:
@@ -232,6 +242,14 @@ def static_int8(model: nn.Module, config: StaticInt8, context: TreatmentContext)
         "backend": config.backend,
         "calibration_samples": len(calib),
         "calibration_split": "train",
+        # Which samples: drawn without replacement from the training split by this seed.
+        "calibration_seed": context.seed,
+        "calibration_method": (
+            config.calibration_method
+            if config.backend == "onnxruntime"
+            else "torch.ao default qconfig observers"
+        ),
+        "per_channel": config.per_channel,
         "device": "cpu",
     }
     return quantized

@@ -1,0 +1,120 @@
+"""Per-node quantization sensitivity with intervals, and mixed precision built from its ranking."""
+
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from slimlab.config import DataConfig
+from slimlab.data import load_dataset
+from slimlab.errors import SlimlabError
+from slimlab.models import build_model
+from slimlab.train import TrainConfig, Trainer
+from slimlab.treatments import MixedInt8, StaticInt8, TreatmentContext, apply
+from slimlab.treatments.ort_qdq import quantizable_nodes, quantize_qdq, run_graph
+from slimlab.treatments.sensitivity import layer_sensitivity, output_error
+from slimlab.treatments.static_quant import export_onnx
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(DataConfig(name="mnist1d", num_samples=800), 0)
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    torch.manual_seed(0)
+    model = build_model("cnn1d", {"channels": 8}, data.input_shape, data.num_classes)
+    Trainer(TrainConfig(epochs=3, batch_size=50, patience=None, device="cpu")).fit(model, data, 0)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def graph(trained, data):
+    return export_onnx(trained, torch.as_tensor(data.train.x[:2]))
+
+
+def test_output_error_is_sqnr_in_db():
+    ref = np.array([[1.0, -1.0, 2.0, 0.0]])
+    assert output_error(ref, ref) == {"sqnr_db": None, "mse": 0.0}
+    noisy = ref + np.array([[0.1, 0.0, 0.0, 0.0]])
+    out = output_error(ref, noisy)
+    assert out["sqnr_db"] == pytest.approx(10 * math.log10(6 / 0.01))
+    assert out["mse"] == pytest.approx(0.01 / 4)
+
+
+def test_excluded_nodes_stay_float(graph, data):
+    import onnx
+
+    nodes = quantizable_nodes(graph)
+    assert [op for _, op in nodes] == ["Conv", "Conv", "Conv", "Gemm"]
+    calib = data.train.x[:64]
+    first = nodes[0][0]
+    mixed = onnx.load_from_string(quantize_qdq(graph, calib, nodes_to_exclude=[first]))
+    # A quantized node's inputs come through DequantizeLinear; the excluded one reads float tensors.
+    producers = {o: n.op_type for n in mixed.graph.node for o in n.output}
+    by_name = {n.name: n for n in mixed.graph.node}
+    assert all(producers.get(i) != "DequantizeLinear" for i in by_name[first].input)
+    assert any(producers.get(i) == "DequantizeLinear" for i in by_name[nodes[1][0]].input)
+
+
+def test_sensitivity_ranks_every_node_with_paired_intervals(graph, data):
+    calib = data.train.x[:64]
+    sens = layer_sensitivity(graph, calib, data.val.x, data.val.y, float_only=True)
+    assert sens["split"] == "validation" and sens["n"] == len(data.val.y)
+    assert sorted(sens["ranking"]) == sorted(n for n, _ in quantizable_nodes(graph))
+    sqnrs = [row["alone"]["sqnr_db"] for row in sens["layers"]]
+    assert sqnrs == sorted(sqnrs)  # ranked by SQNR, most error first
+    for row in sens["layers"]:
+        for mode in ("alone", "float_only"):
+            lo, hi = row[mode]["ci"]
+            assert -1 <= lo <= row[mode]["delta"] <= hi <= 1  # an accuracy change's interval
+            assert 0 <= row[mode]["p_value"] <= 1
+    # Cross-check one row against a plain ORT session and a hand count.
+    top = sens["layers"][0]
+    q = quantize_qdq(graph, calib, nodes_to_quantize=[top["node"]])
+    session = ort.InferenceSession(q, providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"x": data.val.x.astype(np.float32)})[0]
+    fp32 = run_graph(graph, data.val.x)
+    delta = (logits.argmax(1) == data.val.y).mean() - (fp32.argmax(1) == data.val.y).mean()
+    assert top["alone"]["delta"] == pytest.approx(delta)
+    assert top["alone"]["sqnr_db"] == pytest.approx(output_error(fp32, logits)["sqnr_db"], rel=1e-4)
+    # Quantizing everything is at least as noisy as quantizing the worst node alone.
+    assert sens["all_int8"]["sqnr_db"] <= top["alone"]["sqnr_db"] + 1e-6
+
+
+def test_mixed_int8_keeps_the_most_sensitive_nodes_float(trained, data):
+    context = TreatmentContext(seed=3, data=data)
+    mixed = apply(trained, MixedInt8(keep_float=2, calibration_samples=64), context)
+    record = context.artifacts["mixed_int8"]
+    assert record["kept_float"] == record["sensitivity"]["ranking"][:2]
+    assert record["calibration"] == {
+        "samples": 64,
+        "seed": 3,
+        "split": "train",
+        "method": "minmax",
+        "per_channel": True,
+    }
+    full = apply(trained, StaticInt8(calibration_samples=64), TreatmentContext(seed=3, data=data))
+    x = torch.as_tensor(data.val.x)
+    with torch.no_grad():
+        ref = trained(x).numpy()
+    # Keeping the two noisiest nodes in float brings the outputs closer to fp32 than full int8.
+    assert output_error(ref, mixed(x).numpy())["sqnr_db"] > output_error(ref, full(x).numpy())["sqnr_db"]
+    with pytest.raises(SlimlabError, match="only 4 quantizable nodes"):
+        apply(trained, MixedInt8(keep_float=9, calibration_samples=64), TreatmentContext(seed=3, data=data))
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_static_int8_records_its_calibration_and_method(trained, data, method):
+    context = TreatmentContext(seed=5, data=data)
+    config = StaticInt8(calibration_samples=64, calibration_method=method, per_channel=False)
+    apply(trained, config, context)
+    record = context.artifacts["static_int8"]
+    assert (record["calibration_samples"], record["calibration_seed"]) == (64, 5)
+    assert (record["calibration_method"], record["per_channel"]) == (method, False)
+    assert config.to_dict()["calibration_method"] == method
+    # At its default the new field stays out of the identity, so pinned trial ids do not move.
+    assert "calibration_method" not in StaticInt8().to_dict()
