@@ -228,14 +228,15 @@ class OnnxRuntimeBackend:
         path, exporter = model.onnx_path, "input file"
         if path is None:
             module = _need_module(model, self.name)
-            path = workdir / f"{model.name}.onnx"
+            # Never a path from the model's name, which is user text (a variant name): a fixed file name.
+            path = workdir / "model.onnx"
             try:
                 export_onnx(module, example.cpu(), path)
             except Exception as e:
                 raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
             exporter = "torch.onnx (dynamo)"
         if self.quantize == "dynamic_int8":
-            path = self._quantize(path, workdir / f"{model.name}.int8.onnx")
+            path = self._quantize(path, workdir / f"{path.stem}.int8.onnx")
         elif self.quantize is not None:
             raise ValueError(f"unknown ORT quantization {self.quantize!r}")
         providers = list(self.providers) if self.providers else choose_providers()
