@@ -53,7 +53,9 @@ def test_the_onnx_backend_never_builds_a_path_from_the_model_name(tmp_path):
     module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 3))
     work = tmp_path / "work"
     for name in ("a/b", "../../escaped"):
-        prepared = OnnxRuntimeBackend(workdir=work).prepare(from_module(module, (8,), name), torch.randn(2, 8))
+        prepared = OnnxRuntimeBackend(workdir=work).prepare(
+            from_module(module, (8,), name), torch.randn(2, 8)
+        )
         assert prepared.run(np.zeros((2, 8), dtype=np.float32)).shape == (2, 3)
         written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.onnx")}
         assert written and all(p.startswith("work/") and p.count("/") == 1 for p in written), written
@@ -110,7 +112,7 @@ def _write_data(tmp_path) -> None:
     frame.to_csv(tmp_path / "ok.csv", index=False)
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "header.csv").write_text("a,b,y\n")
-    (tmp_path / "latin1.csv").write_bytes("a,b,y\n1,2,0\n".encode() + "caf\xe9,1,1\n".encode("latin-1"))
+    (tmp_path / "latin1.csv").write_bytes(b"a,b,y\n1,2,0\n" + "caf\xe9,1,1\n".encode("latin-1"))
     frame.drop(columns="y").to_csv(tmp_path / "notarget.csv", index=False)
     frame.assign(y=1).to_csv(tmp_path / "oneclass.csv", index=False)
 

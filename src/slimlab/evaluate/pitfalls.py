@@ -174,6 +174,31 @@ class TestSetLog:
 # --- enough runs for the test --------------------------------------------------------------------------
 
 
+def imputation_check(dataset: Dataset) -> dict | None:
+    """Missing feature values that the loader filled in (Lones 3.1 asks what preprocessing did): a warning
+    that names the columns, the row counts and the fill, or None when the loader imputed nothing."""
+    imputed = dataset.meta.get("imputed")
+    if not imputed:
+        return None
+    columns = imputed.get("columns", {})
+    if not columns:
+        return record("missing values imputed", "3.1", "pass", "no feature value was missing")
+    parts = [
+        f"{c} ({v['train_rows']} train, {v['test_rows']} test rows; {v['filled_with']})"
+        for c, v in columns.items()
+    ]
+    return record(
+        "missing values imputed",
+        "3.1",
+        "warn",
+        f"{imputed['train_rows']} train and {imputed['test_rows']} test rows had missing feature values, "
+        f"filled in from the training rows only: {'; '.join(parts)}",
+        columns=list(columns),
+        train_rows=imputed["train_rows"],
+        test_rows=imputed["test_rows"],
+    )
+
+
 # --- metrics under class imbalance ---------------------------------------------------------------------
 
 
@@ -324,6 +349,9 @@ def run_checks(
     if len(dataset.val):
         out += leakage_checks(dataset.val, dataset.test, "val/test", near_threshold)
     out.append(preprocessing_check(dataset))
+    imputation = imputation_check(dataset)
+    if imputation is not None:
+        out.append(imputation)
     if test_log is not None:
         out.append(test_log.check())
     # Only this dataset's trials: predictions of another dataset do not match these labels.
