@@ -36,10 +36,12 @@ def _pct(v: float | None) -> str:
 
 
 def _speedup(c: dict | None) -> str:
+    from slimlab.analysis.headline import speedup_interval
+
     if not c or not c.get("speedup"):
         return ""
-    lo, hi = c.get("speedup_ci") or (None, None)
-    return f"{c['speedup']:.2f}x" + (f" [{lo:.2f}, {hi:.2f}]" if lo and hi else "")
+    interval, _ = speedup_interval(c)  # none from too few seeds or timings that disagree too much
+    return f"{c['speedup']:.2f}x" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else " [no CI]")
 
 
 def print_summary(results: dict) -> None:
@@ -74,13 +76,25 @@ def print_summary(results: dict) -> None:
                 ("<0.001" if (c["p_adjusted"] or 1) < 1e-3 else f"{c['p_adjusted']:.3f}")
                 if c and c["p_adjusted"] is not None
                 else "",
-                c["verdict"] if c else "baseline",
+                c["verdict"]
+                if c
+                else (
+                    "baseline"
+                    if r["variant"] == results["experiment"]["config"]["evaluate"]["baseline"]
+                    else "no verdict (failed)"
+                ),
                 f"{r['latency_p50_ms']:.4f}" if r["latency_p50_ms"] is not None else "–",
                 _speedup(c),
                 f"{r['nonzero_params'] / r['params']:.0%}" if r["params"] else "–",
             )
         console.print(table)
     console.print("* on the accuracy/latency Pareto front", style="dim")
+    if results.get("headline"):
+        from slimlab.analysis.headline import headline_lines
+
+        for line in headline_lines(results["headline"]):
+            style = "bold red" if line.startswith("fail:") else ("yellow" if ":" in line[:6] else "bold")
+            console.print(line, style=style, highlight=False, markup=False)
     for dataset, search in (results.get("search") or {}).items():
         accepted = next((c for c in search["candidates"] if c["variant"] == search["accepted"]), None)
         if not accepted:
