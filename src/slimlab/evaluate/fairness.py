@@ -41,7 +41,8 @@ from scipy import stats
 from sklearn.metrics import accuracy_score
 
 from slimlab.evaluate.groups import MAX_CI_WIDTH, MIN_N, group_metrics_over_seeds, is_small, ranked, wilson
-from slimlab.stats import holm, mean_ci, paired_comparison
+from slimlab.stats import holm, paired_comparison
+from slimlab.stats.bounded import bounded_mean_ci
 
 DISPARITIES = (
     "worst_group_accuracy",
@@ -135,7 +136,9 @@ def disparities_over_seeds(
         if any(v is None for v in values) or not values:
             out[metric] = {"mean": None, "ci": [None, None], "per_seed": values}
             continue
-        mean, (lo, hi) = mean_ci(values, confidence)
+        # Every disparity lies in [0, 1] (a difference of rates, taken as max - min, or a ratio of rates):
+        # a t interval over a few seeds would reach below 0; the logit-t interval cannot.
+        mean, (lo, hi), _ = bounded_mean_ci(values, confidence, 0.0, 1.0)
         out[metric] = {"mean": mean, "ci": [_nan_none(lo), _nan_none(hi)], "per_seed": values}
     out["worst_group"] = {"per_seed": [s["worst_group"] for s in per_seed]}
     return out
