@@ -41,8 +41,9 @@ from scipy import stats
 from sklearn.metrics import accuracy_score
 
 from slimlab.evaluate.groups import MAX_CI_WIDTH, MIN_N, group_metrics_over_seeds, is_small, ranked, wilson
-from slimlab.stats import holm, paired_comparison
+from slimlab.stats import holm, mean_ci, paired_comparison
 from slimlab.stats.bounded import bounded_mean_ci
+from slimlab.stats.degenerate import degenerate_reason
 
 DISPARITIES = (
     "worst_group_accuracy",
@@ -215,6 +216,12 @@ def _one_sided(d: np.ndarray, shift: float, alternative: str) -> float:
     return float(stats.ttest_1samp(x, 0.0, alternative=alternative).pvalue)
 
 
+def _ci_or_none(d: np.ndarray, alpha: float) -> list[float | None]:
+    """The t interval of the differences for display, or none when they do not vary (no spread)."""
+    _, (lo, hi) = mean_ci(d, 1 - alpha)
+    return [None, None] if lo == hi else [_nan_none(lo), _nan_none(hi)]
+
+
 def _group_accuracy(y_true: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
     return float((pred[mask] == y_true[mask]).mean())
 
@@ -266,7 +273,11 @@ def compression_impact(
                 # The same rule as the per-group table: n, or the width of the baseline's accuracy interval.
                 ci = wilson(b.mean() * n, n) if seeds else (None, None)
                 row["small_n"] = is_small(n, ci, min_n, max_ci_width)
-                if len(seeds) >= 2:
+                # The one degenerate-data rule: differences that do not vary over seeds, too few seeds,
+                # or a group so small that one row moves its accuracy by more than the margin.
+                reason = degenerate_reason(a - b, margin=margin, n_samples=n) if seeds else "no paired seeds"
+                row["inconclusive_reason"] = reason
+                if len(seeds) >= 2 and reason is None:
                     c = paired_comparison(a, b, margin, alpha)
                     d = a - b
                     row.update(
@@ -281,7 +292,7 @@ def compression_impact(
                 else:
                     row.update(
                         delta=float((a - b).mean()) if seeds else None,
-                        ci=[None, None],
+                        ci=[None, None] if len(seeds) < 2 else _ci_or_none(a - b, alpha),
                         p_value=None,
                         p_superiority=math.nan,
                         p_noninferiority=math.nan,
@@ -319,6 +330,9 @@ def _holm_verdicts(rows: list[dict], alpha: float) -> None:
             r.setdefault(f"{key}_holm", None)  # small_n rows are outside the family
         if r["small_n"]:
             r["verdict"] = "small_n"
+            continue
+        if r.get("inconclusive_reason"):
+            r["verdict"] = "inconclusive"
             continue
         if r["p_superiority_holm"] is not None and r["p_superiority_holm"] < level:
             r["verdict"] = "superior"
