@@ -123,8 +123,8 @@ def _run(
     from slimlab.config import load_experiment
     from slimlab.experiment import run_experiment
     from slimlab.experiment.executors import make_executor
+    from slimlab.experiment.outdir import writable_dir
     from slimlab.experiment.progress import RichProgress
-    from slimlab.outdir import writable_dir
 
     try:
         runner = make_executor(executor, workers, address)
@@ -163,7 +163,7 @@ def _run(
 def _write_and_summarize(run_dir: Path) -> None:
     from slimlab.analysis import analyze
     from slimlab.experiment import load_run
-    from slimlab.outdir import describe_write_error
+    from slimlab.experiment.outdir import describe_write_error
     from slimlab.report import write_outputs
 
     config, env, trials = load_run(run_dir)
@@ -249,7 +249,7 @@ def compare(
     a ranking with a critical-difference diagram, and the pitfall checks."""
     import base64
 
-    from slimlab.outdir import writable_dir
+    from slimlab.experiment.outdir import writable_dir
     from slimlab.report.compare_report import cd_png, render_compare_report
     from slimlab.report.writer import write_json_and_html
     from slimlab.stats import compare_scores, rows_from_trials

@@ -10,12 +10,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from slimlab.bench.stability import latency_flags, unstable_variants
-from slimlab.stats.bounded import bounded_mean_ci
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
+from slimlab.bench.stability import latency_flags, unstable_variants
 from slimlab.experiment.record import TrialRecord
 from slimlab.stats import compare_scores, mean_ci, rows_from_trials
+from slimlab.stats.bounded import bounded_mean_ci
 
 
 def latency_p50(trial: TrialRecord, batch_size: int, backend: str = "eager") -> float | None:
@@ -81,7 +81,9 @@ def summarize(
         # Accuracy lies in [0, 1]: the logit-t interval over seeds (stats.bounded), not a plain t interval
         # that two seeds stretch to [-56%, 82%].
         n_test = next((t.metrics.get("n_test") for t in ok if t.metrics.get("n_test")), None)
-        accuracy, ci, ci_method = bounded_mean_ci([t.metrics["accuracy"] for t in ok], 1 - alpha, 0, 1, n_test)
+        accuracy, ci, ci_method = bounded_mean_ci(
+            [t.metrics["accuracy"] for t in ok], 1 - alpha, 0, 1, n_test
+        )
         rows.append(
             {
                 "dataset": dataset,

@@ -37,4 +37,6 @@ def restrict_to_batch(config: BenchConfig, batch: int) -> tuple[BenchConfig, lis
         "latency_batch_size": batch,
         "throughput_batch_size": batch,
     }
-    return config.model_copy(update={**update, "server": config.server.model_copy(update={"max_batch": None})}), dropped
+    return config.model_copy(
+        update={**update, "server": config.server.model_copy(update={"max_batch": None})}
+    ), dropped

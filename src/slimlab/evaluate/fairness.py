@@ -275,8 +275,12 @@ def compression_impact(
                 row["small_n"] = is_small(n, ci, min_n, max_ci_width)
                 # The one degenerate-data rule: differences that do not vary over seeds, too few seeds,
                 # or a group so small that one row moves its accuracy by more than the margin.
-                reason = degenerate_reason(a - b, margin=margin, n_samples=n) if seeds else "no paired seeds"
+                reason = degenerate_reason(a - b, margin=margin) if seeds else "no paired seeds"
                 row["inconclusive_reason"] = reason
+                # A group so small that one row moves its accuracy by more than the margin can be shown
+                # worse (or better), but never "no worse than the margin".
+                coarse = degenerate_reason([0.0, 1.0, 2.0], margin=margin, n_samples=n) if n else None
+                row["non_inferiority_unresolvable"] = coarse
                 if len(seeds) >= 2 and reason is None:
                     c = paired_comparison(a, b, margin, alpha)
                     d = a - b
@@ -294,9 +298,11 @@ def compression_impact(
                         delta=float((a - b).mean()) if seeds else None,
                         ci=[None, None] if len(seeds) < 2 else _ci_or_none(a - b, alpha),
                         p_value=None,
-                        p_superiority=math.nan,
-                        p_noninferiority=math.nan,
-                        p_inferiority=math.nan,
+                        # Degenerate data support no claim: p = 1 (the most conservative value), so that
+                        # the group still counts in the Holm family of groups looked at, and can pass no test.
+                        p_superiority=1.0 if reason and len(seeds) >= 2 else math.nan,
+                        p_noninferiority=1.0 if reason and len(seeds) >= 2 else math.nan,
+                        p_inferiority=1.0 if reason and len(seeds) >= 2 else math.nan,
                         verdict_unadjusted="inconclusive",
                     )
                 rows.append(row)
@@ -307,7 +313,7 @@ def compression_impact(
         "margin": margin,
         "alpha": alpha,
         "correction": "Holm over all groups × variants that are not small_n",
-        "family_size": sum(1 for r in rows if not r["small_n"] and not math.isnan(r["p_noninferiority"])),
+        "family_size": sum(1 for r in rows if not r["small_n"] and r["p_noninferiority"] is not None),
         "rows": rows,
         "most_hurt": [
             {k: r[k] for k in ("variant", "attribute", "group", "n", "delta", "ci", "verdict")}
@@ -336,7 +342,11 @@ def _holm_verdicts(rows: list[dict], alpha: float) -> None:
             continue
         if r["p_superiority_holm"] is not None and r["p_superiority_holm"] < level:
             r["verdict"] = "superior"
-        elif r["p_noninferiority_holm"] is not None and r["p_noninferiority_holm"] < level:
+        elif (
+            r["p_noninferiority_holm"] is not None
+            and r["p_noninferiority_holm"] < level
+            and not r.get("non_inferiority_unresolvable")
+        ):
             r["verdict"] = "non-inferior"
         elif r["p_inferiority_holm"] is not None and r["p_inferiority_holm"] < level:
             r["verdict"] = "inferior"

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
-from slimlab.bench.plots import latency_vs_batch, roofline_plot
 from slimlab.analysis.headline import speedup_interval
+from slimlab.bench.plots import latency_vs_batch, roofline_plot
 from slimlab.report.plots import cd_diagram_png, learning_curves, pareto_plot
 from slimlab.report.templating import ENV
 

@@ -403,7 +403,7 @@ def compare_scores(
                     seed=seed,
                 )
             )
-    two_sided = [c["p_value"] if not c["inconclusive_reason"] else math.nan for c in comparisons]
+    two_sided = [c["p_value"] if not c["inconclusive_reason"] else 1.0 for c in comparisons]
     for c, p in zip(comparisons, holm(two_sided), strict=True):
         c["p_adjusted"] = p
         c["correction"] = "holm"

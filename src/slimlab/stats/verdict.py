@@ -8,8 +8,8 @@ inferior whose adjusted p is below alpha / 2 (one-sided at alpha / 2 matches the
 interval shown beside it); else inconclusive. The verdict and the Holm correction can therefore never
 disagree, and the table shows the adjusted p that decided (`p_decision`, `decided_by`).
 
-A degenerate comparison (`slimlab.stats.degenerate`) is left out of the families and is `inconclusive`,
-with its reason. McNemar's per-sample design keeps the verdict of its exact interval, Holm-adjusted by
+A degenerate comparison (`slimlab.stats.degenerate`) is `inconclusive`, with its reason; it stays in the
+families with p = 1, since it was tested. McNemar's per-sample design keeps the verdict of its exact interval, Holm-adjusted by
 its two-sided p: a shifted margin has no meaning for 0/1 correctness.
 """
 
@@ -59,11 +59,14 @@ def margin_pvalues(
 def holm_verdicts(comparisons: list[dict], alpha: float) -> None:
     """Set each comparison's `verdict`, `p_<family>_holm`, `p_decision` and `decided_by` in place."""
     level = alpha / 2
-    testable = [
-        c for c in comparisons if not c.get("inconclusive_reason") and c.get("design") != "per_sample"
-    ]
+    # Degenerate comparisons stay in the families with p = 1: they were looked at, so they count for the
+    # multiplicity, and they can pass no test.
+    testable = [c for c in comparisons if c.get("design") != "per_sample"]
     for key in FAMILIES:
-        values = [c.get(key) if c.get(key) is not None else math.nan for c in testable]
+        values = [
+            1.0 if c.get("inconclusive_reason") else (c.get(key) if c.get(key) is not None else math.nan)
+            for c in testable
+        ]
         adjusted = holm(values) if values else []
         for c, p in zip(testable, adjusted, strict=True):
             c[f"{key}_holm"] = None if math.isnan(p) else p
