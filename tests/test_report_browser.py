@@ -61,7 +61,9 @@ def test_tables_sort_by_a_click(hostile_compare):
 def test_full_report_in_a_browser(tiny_report):
     require_browser()
     out, _ = tiny_report
-    view = inspect_page(out / "report.html", ("h1",), width=1024)
+    view = inspect_page(out / "report.html", ("h1", ".headline"), width=1024)
     assert view.console_errors == []
+    assert view.in_first_screen[".headline"], "the headline must be visible without scrolling"
+    assert not view.injected_ran
     assert view.widest_table <= view.page_width and view.document_scroll_width <= view.page_width
     assert view.hover_points >= 3 and view.script_count == 1

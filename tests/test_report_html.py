@@ -85,3 +85,9 @@ def test_a_short_lottery_search_gets_several_ticks():
     assert len(hover) == 3
     lo, hi = fig.axes[0].get_ylim()
     assert lo >= 0 and hi <= 1
+
+
+def test_the_headline_comes_before_every_table(tiny_report):
+    _, html = tiny_report
+    assert html.index('class="headline') < html.index("<table")
+    assert "Recommended" in html[: html.index("<table")]

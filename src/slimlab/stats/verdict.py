@@ -9,8 +9,8 @@ interval shown beside it); else inconclusive. The verdict and the Holm correctio
 disagree, and the table shows the adjusted p that decided (`p_decision`, `decided_by`).
 
 A degenerate comparison (`slimlab.stats.degenerate`) is `inconclusive`, with its reason; it stays in the
-families with p = 1, since it was tested. McNemar's per-sample design keeps the verdict of its exact interval, Holm-adjusted by
-its two-sided p: a shifted margin has no meaning for 0/1 correctness.
+families with p = 1, since it was tested. McNemar's per-sample design keeps the verdict of its exact
+interval, Holm-adjusted by its two-sided p: a shifted margin has no meaning for 0/1 correctness.
 """
 
 from __future__ import annotations
