@@ -36,10 +36,12 @@ def _pct(v: float | None) -> str:
 
 
 def _speedup(c: dict | None) -> str:
+    from slimlab.analysis.headline import speedup_interval
+
     if not c or not c.get("speedup"):
         return ""
-    lo, hi = c.get("speedup_ci") or (None, None)
-    return f"{c['speedup']:.2f}x" + (f" [{lo:.2f}, {hi:.2f}]" if lo and hi else "")
+    interval, _ = speedup_interval(c)  # none from too few seeds or timings that disagree too much
+    return f"{c['speedup']:.2f}x" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else " [no CI]")
 
 
 def print_summary(results: dict) -> None:
@@ -74,13 +76,25 @@ def print_summary(results: dict) -> None:
                 ("<0.001" if (c["p_adjusted"] or 1) < 1e-3 else f"{c['p_adjusted']:.3f}")
                 if c and c["p_adjusted"] is not None
                 else "",
-                c["verdict"] if c else "baseline",
+                c["verdict"]
+                if c
+                else (
+                    "baseline"
+                    if r["variant"] == results["experiment"]["config"]["evaluate"]["baseline"]
+                    else "no verdict (failed)"
+                ),
                 f"{r['latency_p50_ms']:.4f}" if r["latency_p50_ms"] is not None else "–",
                 _speedup(c),
                 f"{r['nonzero_params'] / r['params']:.0%}" if r["params"] else "–",
             )
         console.print(table)
     console.print("* on the accuracy/latency Pareto front", style="dim")
+    if results.get("headline"):
+        from slimlab.analysis.headline import headline_lines
+
+        for line in headline_lines(results["headline"]):
+            style = "bold red" if line.startswith("fail:") else ("yellow" if ":" in line[:6] else "bold")
+            console.print(line, style=style, highlight=False, markup=False)
     for dataset, search in (results.get("search") or {}).items():
         accepted = next((c for c in search["candidates"] if c["variant"] == search["accepted"]), None)
         if not accepted:
@@ -109,6 +123,7 @@ def _run(
     from slimlab.config import load_experiment
     from slimlab.experiment import run_experiment
     from slimlab.experiment.executors import make_executor
+    from slimlab.experiment.outdir import writable_dir
     from slimlab.experiment.progress import RichProgress
 
     try:
@@ -116,7 +131,7 @@ def _run(
         config = load_experiment(config_path)
         if quick:
             config = config.quick()
-        out = out or Path("runs") / config.name
+        out = writable_dir(out or Path("runs") / config.name)
         trials = run_experiment(
             config, out, RichProgress(console), retry_failed=retry_failed, executor=runner
         )
@@ -126,7 +141,10 @@ def _run(
         raise _fail(
             f"interrupted; finished trials are kept in {out}; run the same command to continue", 130
         ) from None
-    _write_and_summarize(out)
+    try:
+        _write_and_summarize(out)
+    except SlimlabError as e:
+        raise _fail(f"{e} (the finished trials are kept in {out})") from None
     failed = [t for t in trials if t["status"] != "ok"]
     if failed:
         for t in failed:
@@ -145,13 +163,17 @@ def _run(
 def _write_and_summarize(run_dir: Path) -> None:
     from slimlab.analysis import analyze
     from slimlab.experiment import load_run
+    from slimlab.experiment.outdir import describe_write_error
     from slimlab.report import write_outputs
 
     config, env, trials = load_run(run_dir)
     if config is None:
         raise _fail(f"{run_dir}: the store holds no experiment yet")
     analysis = analyze(config, trials, env)
-    results_path, report_path = write_outputs(analysis, run_dir)
+    try:
+        results_path, report_path = write_outputs(analysis, run_dir)
+    except OSError as e:
+        raise SlimlabError(describe_write_error(run_dir, e)) from None
     print_summary(analysis.results)
     console.print(f"results: {results_path}\nreport:  {report_path}")
     if config.tracking.mlflow:
@@ -227,11 +249,13 @@ def compare(
     a ranking with a critical-difference diagram, and the pitfall checks."""
     import base64
 
+    from slimlab.experiment.outdir import writable_dir
     from slimlab.report.compare_report import cd_png, render_compare_report
     from slimlab.report.writer import write_json_and_html
     from slimlab.stats import compare_scores, rows_from_trials
 
     try:
+        writable_dir(out)
         table: Path | list[dict] = scores
         if scores.suffix == ".json":
             if not scores.is_file():
@@ -262,12 +286,15 @@ def compare(
             + ", ".join(f"{m} {ranking['average_ranks'][m]:.2f}" for m in ranking["order"]),
             highlight=False,
         )
-    if "friedman_p" in ranking:
+    # With two methods (the commonest case) the Friedman test is undefined: its p-value is None.
+    if ranking.get("friedman_p") is not None:
         console.print(
             f"Friedman p = {ranking['friedman_p']:.4g}"
-            + (f", critical difference {ranking['cd']:.2f}" if "cd" in ranking else ""),
+            + (f", critical difference {ranking['cd']:.2f}" if ranking.get("cd") is not None else ""),
             highlight=False,
         )
+    if ranking.get("note"):
+        console.print(f"ranking: {ranking['note']}", highlight=False, markup=False)
     table_out = Table(title=f"compared with {result['baseline']}", title_justify="left")
     for col in ("dataset", "method", "n", "delta", "CI", "test", "p (Holm)", "verdict"):
         table_out.add_column(col)
@@ -308,7 +335,7 @@ def list_trials(
     from slimlab.experiment import Store
 
     try:
-        with Store.open_existing(run_dir) as store:
+        with Store.open_existing(run_dir, read_only=True) as store:
             trials = store.trials(predictions=False)
     except SlimlabError as e:
         raise _fail(str(e)) from None
@@ -364,7 +391,7 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
     from slimlab.data import load_dataset
     from slimlab.experiment import Store
 
-    with Store.open_existing(run_dir) as store:
+    with Store.open_existing(run_dir, read_only=True) as store:
         trials = store.trials(predictions=False)
     parts = trial.split("/")
     matches = [
@@ -404,6 +431,17 @@ def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | 
     from slimlab.models import MODELS
 
     path = Path(model)
+    if path.is_dir():
+        from slimlab.experiment.store import STORE_FILE
+
+        if (path / STORE_FILE).is_file():
+            raise SlimlabError(
+                f"{path}: is a run directory; pass --trial VARIANT/SEED to benchmark one of its saved models"
+            )
+        raise DataFileError(
+            f"{path}: is a folder; expected a model file (.onnx, .pt2, .pt with --arch) or a reference "
+            "model name"
+        )
     shape: tuple[int, ...] | None = None
     if input_shape:
         shape = tuple(_csv(input_shape, "--input-shape", int))
@@ -436,7 +474,8 @@ def print_bench(records: list[dict]) -> None:
 
     for r in records:
         if r["status"] != "ok":
-            table.add_row(r["backend"], *[""] * (len(cols) - 2), f"skipped: {r['reason']}")
+            where = [r.get("scenario") or "", "" if r.get("batch_size") is None else str(r["batch_size"])]
+            table.add_row(r["backend"], *where, *[""] * (len(cols) - 4), f"skipped: {r['reason']}")
             continue
         lat, share = r["latency_ms"], (r.get("roofline") or {}).get("peak_share")
         note = ""

@@ -4,6 +4,7 @@ into one line that names the field and what was expected."""
 
 from __future__ import annotations
 
+import re
 import sys
 import typing
 from pathlib import Path
@@ -110,8 +111,21 @@ class ModelConfig(BaseModel):
         return dict(self.model_extra or {})
 
 
+# Variant names appear in tables, file listings and logs; they are never used as paths, but a name that
+# could be one ("../x", "a/b") or that holds markup or control characters is refused at the boundary.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$"
+NAME_RULE = "letters, digits and _ . + = - (starting with a letter or digit), at most 100 characters"
+
+
 class VariantConfig(Section):
     name: str = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if len(name) > 100 or not re.fullmatch(NAME_PATTERN, name):
+            raise _custom(f"must be {NAME_RULE}; got {name!r}")
+        return name
     treatments: list[TreatmentConfig] = Field(default_factory=list)
 
     @field_validator("treatments", mode="before")

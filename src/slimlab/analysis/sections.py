@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slimlab.analysis import fairness, lottery, pitfalls, search, sensitivity, summary
+from slimlab.analysis import fairness, headline, lottery, pitfalls, search, sensitivity, summary
 from slimlab.analysis.view import RunView
 
 Compute = Callable[[RunView, dict[str, Any]], dict[str, Any]]
@@ -31,4 +31,5 @@ SECTIONS: list[Section] = [
     Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
     Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),
     Section("sensitivity", sensitivity.sensitivity_section, "per-node int8 sensitivity across seeds"),
+    Section("headline", headline.headline_section, "the recommendation and every alert (reads all above)"),
 ]

@@ -12,8 +12,10 @@ import numpy as np
 
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
+from slimlab.bench.stability import latency_flags, unstable_variants
 from slimlab.experiment.record import TrialRecord
 from slimlab.stats import compare_scores, mean_ci, rows_from_trials
+from slimlab.stats.bounded import bounded_mean_ci
 
 
 def latency_p50(trial: TrialRecord, batch_size: int, backend: str = "eager") -> float | None:
@@ -76,14 +78,19 @@ def summarize(
         by_key[(t.dataset, t.variant)].append(t)
     for (dataset, variant), group in by_key.items():
         ok = [t for t in group if t.status == "ok"]
-        accuracy, ci = mean_ci([t.metrics["accuracy"] for t in ok], 1 - alpha)
+        # Accuracy lies in [0, 1]: the logit-t interval over seeds (stats.bounded), not a plain t interval
+        # that two seeds stretch to [-56%, 82%].
+        n_test = next((t.metrics.get("n_test") for t in ok if t.metrics.get("n_test")), None)
+        accuracy, ci, ci_method = bounded_mean_ci(
+            [t.metrics["accuracy"] for t in ok], 1 - alpha, 0, 1, n_test
+        )
         rows.append(
             {
                 "dataset": dataset,
                 "variant": variant,
                 "n_ok": len(ok),
                 "n_failed": len(group) - len(ok),
-                "accuracy": {"mean": accuracy, "ci": list(ci)},
+                "accuracy": {"mean": accuracy, "ci": list(ci), "ci_method": ci_method},
                 "latency_p50_ms": mean([latency_p50(t, latency_batch) for t in ok]),
                 "latency_batch_size": latency_batch,
                 "throughput_per_s": mean([throughput(t, throughput_batch) for t in ok]),
@@ -161,7 +168,12 @@ def summary_section(view: RunView, results: dict) -> dict:
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in summary:
         by_dataset[row["dataset"]].append(row)
-    pareto_by_dataset = {d: pareto_front(rows) for d, rows in by_dataset.items()}
+    # Unstable latencies (bench.stability) are not ranked: they are left off the front and flagged.
+    flags = latency_flags(view.trial_dicts, bench.latency_batch_size)
+    pareto_by_dataset = {
+        d: pareto_front([r for r in rows if r["variant"] not in unstable_variants(flags, d)])
+        for d, rows in by_dataset.items()
+    }
     stats = compare(
         view.trials,
         baseline=ev.baseline,
@@ -177,4 +189,5 @@ def summary_section(view: RunView, results: dict) -> dict:
         "pareto": list(dict.fromkeys(v for front in pareto_by_dataset.values() for v in front)),
         "pareto_by_dataset": pareto_by_dataset,
         "pitfalls": stats["pitfalls"],  # the statistics' own checks; the pitfalls section adds the data's
+        "latency_flags": flags,
     }

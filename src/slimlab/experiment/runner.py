@@ -14,6 +14,7 @@ from slimlab.bench import environment, gemm_peak
 from slimlab.config import ExperimentConfig
 from slimlab.experiment.executors import Executor, InProcessExecutor
 from slimlab.experiment.grid import TrialSpec, expand
+from slimlab.experiment.preflight import check_datasets
 from slimlab.experiment.progress import RunProgress
 from slimlab.experiment.record import TrialRecord
 from slimlab.experiment.store import Store
@@ -38,6 +39,7 @@ def run_experiment(
     progress = progress or RunProgress()
     executor = executor or InProcessExecutor()
     resolve_device(config.train.device)  # a device this machine lacks is a user error, before any work
+    check_datasets(config)  # so is a data file that cannot be read, before any trial is stored as failed
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.bench.threads:
@@ -83,7 +85,7 @@ def load_run(out_dir: str | Path) -> tuple[ExperimentConfig | None, dict, list[T
     run directory's store; (None, {}, []) for a store without a config."""
     from slimlab.config import parse_experiment
 
-    with Store.open_existing(out_dir) as store:
+    with Store.open_existing(out_dir, read_only=True) as store:
         stored = store.get_meta("config")
         env = store.get_meta("environment")
         if stored is None:

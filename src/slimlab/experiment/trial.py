@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from slimlab.bench import from_module, gemm_peak, run_benchmark
+from slimlab.bench.stability import machine_load
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
 from slimlab.evaluate import count_flops, count_parameters, serialized_size
@@ -98,6 +99,8 @@ def evaluate_trial(
             test.y, predictions, test.groups, num_classes=data.num_classes, probs=probs
         )
     if config.bench.enabled:
+        # The load on the machine when it was measured, so that the analysis can flag unstable latencies.
+        record.extra["machine_load"] = machine_load()
         # Each backend is also checked on the validation split, so an accuracy lost in export shows.
         record.bench = run_benchmark(
             from_module(model, data.input_shape, spec.variant.name),

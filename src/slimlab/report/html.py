@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup
 
+from slimlab.analysis.headline import speedup_interval
 from slimlab.bench.plots import latency_vs_batch, roofline_plot
 from slimlab.report.plots import cd_diagram_png, learning_curves, pareto_plot
 from slimlab.report.templating import ENV
@@ -93,4 +94,5 @@ def render_report(analysis: Analysis) -> str:
         fragments=fragments,
         lottery=lottery,
         lottery_png=lottery_png,
+        speedup_interval=speedup_interval,
     )
