@@ -64,7 +64,9 @@ def test_capacity_is_respected_and_every_token_is_routed_or_dropped(factor):
 
 
 def test_dropped_tokens_are_carried_by_the_residual():
-    model = build_model("transformer", {"ffn": "switch", "num_experts": 4, "capacity_factor": 0.25}, (40,), 10)
+    model = build_model(
+        "transformer", {"ffn": "switch", "num_experts": 4, "capacity_factor": 0.25}, (40,), 10
+    )
     block = model.blocks[0]
     x = torch.randn(4, 10, 32)
     h = x + block.attn(block.ln1(x))
@@ -210,7 +212,9 @@ def test_upcycled_layer_starts_as_the_dense_ffn():
 
 def test_switch_transformer_has_the_dense_flops_per_token_and_more_parameters():
     dense = build_model("transformer", {}, (40,), 10)
-    switch = build_model("transformer", {"ffn": "switch", "num_experts": 8, "capacity_factor": 1.0}, (40,), 10)
+    switch = build_model(
+        "transformer", {"ffn": "switch", "num_experts": 8, "capacity_factor": 1.0}, (40,), 10
+    )
     x = torch.randn(80, 40)  # 800 tokens: 100 per expert at capacity factor 1, no padding
     router = 2 * 800 * 32 * 8 * 2  # two layers of d_model × experts
     assert count_flops(switch, x) == count_flops(dense, x) + router
