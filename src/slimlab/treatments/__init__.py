@@ -13,6 +13,7 @@ from slimlab.treatments.base import (
 )
 from slimlab.treatments.finetune import Finetune
 from slimlab.treatments.lottery import LotteryTicket
+from slimlab.treatments.moe import MoEUpcycle
 from slimlab.treatments.nm import NMSparsity
 from slimlab.treatments.precision import HalfPrecision
 from slimlab.treatments.prune import MagnitudePrune
@@ -27,6 +28,7 @@ __all__ = [
     "HalfPrecision",
     "LotteryTicket",
     "MagnitudePrune",
+    "MoEUpcycle",
     "NMSparsity",
     "StaticInt8",
     "StructuredPrune",
