@@ -264,3 +264,14 @@ def test_the_examples_run_quick_through_the_cli(tmp_path, name):
     assert result.exit_code == 0, result.output
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["study"]["type"] == name and saved["study"]["claims"]
+
+
+def test_intervals_respect_the_range_of_their_metric():
+    from slimlab.studies.common import DIFFERENCE, POSITIVE, curve_summary, summarize
+
+    assert summarize([0.0, 0.01, 0.3])["ci"][0] == 0.0
+    assert summarize([0.99, 1.0, 0.7])["ci"][1] == 1.0
+    assert summarize([-0.9, -1.0, 0.5], DIFFERENCE)["ci"][0] == -1.0
+    assert summarize([0.1, 5.0, 0.2], POSITIVE)["ci"][0] == 0.0
+    curve = curve_summary([[0.0, 0.9], [0.02, 1.0], [0.4, 0.6]])
+    assert min(curve["lo"]) >= 0 and max(curve["hi"]) <= 1

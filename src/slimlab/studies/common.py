@@ -102,21 +102,36 @@ def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048
     return {"error": 1 - correct / n, "soft_error": 1 - soft / n, "loss": loss / n}
 
 
-def curve_summary(curves: Sequence[Sequence[float]], confidence: float = 0.95) -> dict[str, list]:
-    """Mean and Student-t CI over seeds at each point of equally long curves."""
+Bounds = tuple[float, float]
+PROPORTION: Bounds = (0.0, 1.0)  # errors, accuracies, dropped shares
+DIFFERENCE: Bounds = (-1.0, 1.0)  # a difference of two proportions
+POSITIVE: Bounds = (0.0, math.inf)  # losses, seconds, steps
+
+
+def _clip(value: float, bounds: Bounds) -> float:
+    """A t interval knows nothing of its metric's range; an interval is kept inside it."""
+    return value if not math.isfinite(value) else min(max(value, bounds[0]), bounds[1])
+
+
+def curve_summary(
+    curves: Sequence[Sequence[float]], bounds: Bounds = PROPORTION, confidence: float = 0.95
+) -> dict[str, list]:
+    """Mean and Student-t CI over seeds at each point of equally long curves, clipped to `bounds`."""
     arr = np.asarray(curves, dtype=float)
     means, lo, hi = [], [], []
     for column in arr.T:
         m, (a, b) = mean_ci(column[np.isfinite(column)], confidence)
         means.append(m)
-        lo.append(a)
-        hi.append(b)
+        lo.append(_clip(a, bounds))
+        hi.append(_clip(b, bounds))
     return {"mean": means, "lo": lo, "hi": hi, "n": int(arr.shape[0])}
 
 
-def summarize(values: Sequence[float], confidence: float = 0.95) -> dict:
-    m, (lo, hi) = mean_ci([v for v in values if v is not None and math.isfinite(v)], confidence)
-    return {"mean": m, "ci": [lo, hi], "n": sum(1 for v in values if v is not None and math.isfinite(v))}
+def summarize(values: Sequence[float], bounds: Bounds = PROPORTION, confidence: float = 0.95) -> dict:
+    """Mean and Student-t CI over seeds, clipped to `bounds`; None and non-finite values are left out."""
+    kept = [v for v in values if v is not None and math.isfinite(v)]
+    m, (lo, hi) = mean_ci(kept, confidence)
+    return {"mean": m, "ci": [_clip(lo, bounds), _clip(hi, bounds)], "n": len(kept)}
 
 
 def geometric_summary(ratios: Sequence[float], confidence: float = 0.95) -> dict:

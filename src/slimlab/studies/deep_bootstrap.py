@@ -26,6 +26,9 @@ from torch import nn
 from slimlab.errors import TrainingDivergedError
 from slimlab.models import MODELS, build_model
 from slimlab.studies.common import (
+    DIFFERENCE,
+    POSITIVE,
+    PROPORTION,
     CellStore,
     Progress,
     cosine_lr,
@@ -219,7 +222,7 @@ def analyze(config: DeepBootstrapConfig, records: list[dict]) -> dict:
                 }
             for metric in ("test_error", "test_soft_error"):
                 diffs = [np.subtract(r[metric], i[metric]).tolist() for r, i in zip(real, ideal, strict=True)]
-                entry["gap"][metric] = curve_summary(diffs)
+                entry["gap"][metric] = curve_summary(diffs, DIFFERENCE)
             # At the Real World's convergence (per seed: its first evaluation at ≤ zero_error train error).
             at = {
                 k: []
@@ -244,23 +247,28 @@ def analyze(config: DeepBootstrapConfig, records: list[dict]) -> dict:
             entry["converged"] = {
                 "seeds_converged": len(at["step"]),
                 "seeds": len(seeds),
-                **{k: summarize(v) for k, v in at.items()},
-                "max_soft_gap_before": summarize(before),
+                **{
+                    k: summarize(v, POSITIVE if k == "step" else DIFFERENCE if "gap" in k else PROPORTION)
+                    for k, v in at.items()
+                },
+                "max_soft_gap_before": summarize(before, PROPORTION),
             }
             entry["final"] = {
                 "real_test_error": summarize([r["test_error"][-1] for r in real]),
                 "ideal_test_error": summarize([i["test_error"][-1] for i in ideal]),
                 "real_train_error": summarize([r["train_error"][-1] for r in real]),
                 "gap": summarize(
-                    [r["test_error"][-1] - i["test_error"][-1] for r, i in zip(real, ideal, strict=True)]
+                    [r["test_error"][-1] - i["test_error"][-1] for r, i in zip(real, ideal, strict=True)],
+                    DIFFERENCE,
                 ),
                 "soft_gap": summarize(
                     [
                         r["test_soft_error"][-1] - i["test_soft_error"][-1]
                         for r, i in zip(real, ideal, strict=True)
-                    ]
+                    ],
+                    DIFFERENCE,
                 ),
-                "seconds": summarize([r["seconds"] for r in real + ideal]),
+                "seconds": summarize([r["seconds"] for r in real + ideal], POSITIVE),
             }
             settings.append(entry)
     return {"type": "deep_bootstrap", "settings": settings, "claims": _claims(config, settings)}

@@ -31,6 +31,7 @@ def _pitfalls(study: dict) -> list[dict]:
 
 def build_study_results(study, records: list[dict], analysis: dict) -> dict:
     env = environment()
+    env["threads"] = study.threads  # what the study ran with (run_study restores the caller's count)
     env["load_average_1min"] = load_average()
     config = study.to_dict()
     return {

@@ -35,6 +35,7 @@ from slimlab.models import build_model
 from slimlab.models.switch import expert_load, switch_layers
 from slimlab.models.transformer import TransformerParams
 from slimlab.studies.common import (
+    POSITIVE,
     CellStore,
     Progress,
     cosine_lr,
@@ -286,10 +287,10 @@ def analyze(config: SwitchMoEConfig, records: list[dict]) -> dict:
                 "variant": name,
                 "params": runs[0]["params"],
                 "flops_per_token": runs[0]["flops_per_token"],
-                "final_test_loss": summarize([r["test_loss"][-1] for r in runs]),
+                "final_test_loss": summarize([r["test_loss"][-1] for r in runs], POSITIVE),
                 "final_test_accuracy": summarize([r["test_accuracy"][-1] for r in runs]),
-                "train_seconds": summarize([r["seconds"][-1] for r in runs]),
-                "seconds_per_step": summarize([r["seconds"][-1] / r["step"][-1] for r in runs]),
+                "train_seconds": summarize([r["seconds"][-1] for r in runs], POSITIVE),
+                "seconds_per_step": summarize([r["seconds"][-1] / r["step"][-1] for r in runs], POSITIVE),
                 "reached_dense_final": f"{reached}/{len(seeds)}",
                 "speedup_steps": geometric_summary(step_ratio),
                 "speedup_time": geometric_summary(time_ratio),
@@ -298,9 +299,9 @@ def analyze(config: SwitchMoEConfig, records: list[dict]) -> dict:
                 "load_per_expert": load,
                 "curves": {
                     "step": runs[0]["step"],
-                    "test_loss": curve_summary([r["test_loss"] for r in runs]),
+                    "test_loss": curve_summary([r["test_loss"] for r in runs], POSITIVE),
                     "test_accuracy": curve_summary([r["test_accuracy"] for r in runs]),
-                    "seconds": curve_summary([r["seconds"] for r in runs]),
+                    "seconds": curve_summary([r["seconds"] for r in runs], POSITIVE),
                 },
             }
         )
