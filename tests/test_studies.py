@@ -81,10 +81,19 @@ def test_deep_bootstrap_runs_analyzes_and_resumes(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["experiment"]["kind"] == "study" and saved["study"]["type"] == "deep_bootstrap"
     assert "<img" in (tmp_path / "report.html").read_text()
-    # rerunning reuses every stored cell: nothing trains
-    monkeypatch.setattr(deep_bootstrap, "_train_cell", lambda *a, **k: pytest.fail("retrained a stored cell"))
+    # rerunning reuses every stored cell: nothing trains; adding a seed trains only that seed's cells
+    trained = []
+    original = deep_bootstrap._train_cell
+
+    def counting(config, arch, augment, world, seed, data):
+        trained.append(seed)
+        return original(config, arch, augment, world, seed, data)
+
+    monkeypatch.setattr(deep_bootstrap, "_train_cell", counting)
     again = run_study(_study(TINY_DB), tmp_path)
-    assert again["cells"] == results["cells"]
+    assert again["cells"] == results["cells"] and trained == []
+    more = run_study(_study({**TINY_DB, "seeds": 3}), tmp_path)
+    assert trained == [2, 2, 2, 2] and more["cells"][:8] == results["cells"]
 
 
 def test_the_worlds_share_init_and_differ_in_data():

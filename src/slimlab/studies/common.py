@@ -25,12 +25,13 @@ class CellStore:
     """One JSON file per finished cell (one training run) under RUN/cells/, written atomically, so that a
     rerun of the same study skips what is done and an interrupted one loses at most the running cell.
     A cell's file name is a hash of the study's resolved config and the cell's key, so a changed config
-    never reuses a stale cell."""
+    never reuses a stale cell. The number of seeds is left out of the hash (each cell's key has its own
+    seed), so adding seeds to a finished study runs only the new ones."""
 
     def __init__(self, out: Path, config: dict):
         self.dir = Path(out) / "cells"
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._config = json.dumps(config, sort_keys=True)
+        self._config = json.dumps({k: v for k, v in config.items() if k != "seeds"}, sort_keys=True)
 
     def _path(self, key: dict) -> Path:
         text = json.dumps({"config": self._config, "key": key, "version": __version__}, sort_keys=True)
