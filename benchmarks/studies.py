@@ -15,7 +15,7 @@ import base64
 import json
 from pathlib import Path
 
-from slimlab.studies.report import figures
+from slimlab.report.studies import figures
 
 
 def _ci(x: dict, scale: float = 100, digits: int = 1) -> str:

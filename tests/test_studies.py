@@ -8,12 +8,17 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from slimlab.analysis import deep_bootstrap as db_analysis
+from slimlab.analysis import switch_moe as moe_analysis
+from slimlab.analysis.studies import analyze_study
+from slimlab.analysis.switch_moe import _first_reach
 from slimlab.cli import app
 from slimlab.config import DataConfig
 from slimlab.data import load_dataset
 from slimlab.errors import ConfigError, SlimlabError
 from slimlab.models import build_model
 from slimlab.models.switch import switch_layers
+from slimlab.report.studies import write_study_outputs
 from slimlab.studies import (
     StudyFile,
     deep_bootstrap,
@@ -21,10 +26,9 @@ from slimlab.studies import (
     load_study,
     parse_study,
     run_study,
-    switch_moe,
 )
 from slimlab.studies.deep_bootstrap import Augmentation, DeepBootstrapConfig, augment_batch
-from slimlab.studies.switch_moe import SwitchMoEConfig, _first_reach
+from slimlab.studies.switch_moe import SwitchMoEConfig
 from slimlab.train import TrainConfig, Trainer
 from slimlab.treatments import MoEUpcycle, TreatmentContext, apply
 
@@ -59,8 +63,16 @@ def _study(study: dict) -> StudyFile:
     return parse_study({"kind": "study", "name": "tiny", "study": study})
 
 
+def _run(study: dict, out) -> dict:
+    """What `slimlab run` does with a study: run the cells, analyse them, write the outputs."""
+    file = _study(study)
+    results = analyze_study(file, run_study(file, out))
+    write_study_outputs(results, out)
+    return results
+
+
 def test_deep_bootstrap_runs_analyzes_and_resumes(tmp_path, monkeypatch):
-    results = run_study(_study(TINY_DB), tmp_path)
+    results = _run(TINY_DB, tmp_path)
     assert len(results["cells"]) == 2 * 2 * 2  # augment × world × seed
     (setting,) = [s for s in results["study"]["settings"] if not s["augment"]]
     n = len(setting["steps"])
@@ -90,9 +102,9 @@ def test_deep_bootstrap_runs_analyzes_and_resumes(tmp_path, monkeypatch):
         return original(config, arch, augment, world, seed, data)
 
     monkeypatch.setattr(deep_bootstrap, "_train_cell", counting)
-    again = run_study(_study(TINY_DB), tmp_path)
+    again = _run(TINY_DB, tmp_path)
     assert again["cells"] == results["cells"] and trained == []
-    more = run_study(_study({**TINY_DB, "seeds": 3}), tmp_path)
+    more = _run({**TINY_DB, "seeds": 3}, tmp_path)
     assert trained == [2, 2, 2, 2] and more["cells"][:8] == results["cells"]
 
 
@@ -132,7 +144,7 @@ def test_deep_bootstrap_analysis_on_known_curves():
     records = [cell("real", s, [0.9, 0.5, 0.4, 0.4], [0.9, 0.3, 0.0, 0.0]) for s in (0, 1)] + [
         cell("ideal", s, [0.9, 0.49, 0.3, 0.2], [0.9, 0.5, 0.3, 0.2]) for s in (0, 1)
     ]
-    (s,) = deep_bootstrap.analyze(config, records)["settings"]
+    (s,) = db_analysis.analyze(config, records)["settings"]
     assert s["converged"]["step"]["mean"] == 20
     assert s["converged"]["gap"]["mean"] == pytest.approx(0.1)
     assert s["converged"]["max_soft_gap_before"]["mean"] == pytest.approx(0.01)  # before step 20 only
@@ -150,7 +162,7 @@ def test_augmentation_shifts_and_adds_noise():
 
 
 def test_switch_study_runs_with_every_variant(tmp_path):
-    results = run_study(_study(TINY_MOE), tmp_path)
+    results = _run(TINY_MOE, tmp_path)
     rows = {r["variant"]: r for r in results["study"]["variants"]}
     assert list(rows) == ["dense", "switch-2", "switch-2-cf1", "upcycle-2"]
     assert rows["switch-2"]["params"] > rows["dense"]["params"]
@@ -189,7 +201,7 @@ def test_first_reach_interpolates_and_speedup_is_a_ratio():
     for s in (0, 1):
         records.append(rec("dense", s, [2.0, 1.5, 1.2, 1.0], [1, 2, 3, 4]))
         records.append(rec("switch-2", s, [1.5, 1.0, 0.8, 0.7], [2, 4, 6, 8]))  # dense's final at step 20
-    rows = {r["variant"]: r for r in switch_moe.analyze(config, records)["variants"]}
+    rows = {r["variant"]: r for r in moe_analysis.analyze(config, records)["variants"]}
     assert rows["switch-2"]["speedup_steps"]["mean"] == pytest.approx(2.0)
     assert rows["switch-2"]["speedup_time"]["mean"] == pytest.approx(
         1.0
@@ -276,7 +288,7 @@ def test_the_examples_run_quick_through_the_cli(tmp_path, name):
 
 
 def test_intervals_respect_the_range_of_their_metric():
-    from slimlab.studies.common import DIFFERENCE, POSITIVE, curve_summary, summarize
+    from slimlab.analysis.curves import DIFFERENCE, POSITIVE, curve_summary, summarize
 
     assert summarize([0.0, 0.01, 0.3])["ci"][0] == 0.0
     assert summarize([0.99, 1.0, 0.7])["ci"][1] == 1.0

@@ -148,6 +148,8 @@ def _run(
 
 def _run_study(config_path: Path, out: Path | None, quick: bool) -> None:
     """A study file (`kind = "study"`): its own runner, results.json and report (slimlab.studies)."""
+    from slimlab.analysis.studies import analyze_study
+    from slimlab.report.studies import write_study_outputs
     from slimlab.studies import load_study, run_study
 
     try:
@@ -156,7 +158,9 @@ def _run_study(config_path: Path, out: Path | None, quick: bool) -> None:
             study = study.quick()
         out = out or Path("runs") / study.name
         with console.status(f"study {study.name}") as status:
-            results = run_study(study, out, progress=lambda text: status.update(text))
+            records = run_study(study, out, progress=lambda text: status.update(text))
+        results = analyze_study(study, records)
+        write_study_outputs(results, out)
     except SlimlabError as e:
         raise _fail(str(e)) from None
     except KeyboardInterrupt:

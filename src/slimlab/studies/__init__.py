@@ -9,16 +9,15 @@ A study file has `kind = "study"`, a `name`, and a `[study]` table whose `type` 
     seeds = 3
 
 `slimlab run FILE.toml [--out DIR] [--quick]` runs it. Each training run (a *cell*) is stored as it
-finishes, so rerunning the same command resumes. The run writes DIR/results.json (the config, the
-environment, every cell's curves and the study's analysis with the paper's claims checked) and
-DIR/report.html.
+finishes, so rerunning the same command resumes. This package runs cells; `slimlab.analysis.studies`
+turns them into results.json (the config, the environment, every cell's curves and the study's analysis
+with the paper's claims checked) and `slimlab.report.studies` renders DIR/report.html.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,15 +35,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-@dataclass(frozen=True)
-class StudySpec:
-    run: Callable[[Any, CellStore, Progress], list[dict]]
-    analyze: Callable[[Any, list[dict]], dict]
-
-
-STUDIES: Registry[StudySpec] = Registry("study")
-STUDIES.register("deep_bootstrap")(StudySpec(deep_bootstrap.run, deep_bootstrap.analyze))
-STUDIES.register("switch_moe")(StudySpec(switch_moe.run, switch_moe.analyze))
+# Study type -> its runner (cells in, records out). Its analysis is registered under the same name in
+# slimlab.analysis.studies, its figures in slimlab.report.studies.
+STUDIES: Registry[Callable[[Any, CellStore, Progress], list[dict]]] = Registry("study")
+STUDIES.register("deep_bootstrap")(deep_bootstrap.run)
+STUDIES.register("switch_moe")(switch_moe.run)
 
 
 class StudyFile(BaseModel):
@@ -120,23 +115,20 @@ def load_study(path: str | Path) -> StudyFile:
     return parse_study(raw, source=path.name)
 
 
-def run_study(study: StudyFile, out: str | Path, progress: Progress | None = None) -> dict:
-    """Run (or resume) a study and return its results (also written to OUT/results.json, OUT/report.html)."""
-    from slimlab.studies.report import build_study_results, write_study_outputs
-
+def run_study(study: StudyFile, out: str | Path, progress: Progress | None = None) -> list[dict]:
+    """Run (or resume) a study: every cell's record, each stored in OUT/cells/ as it finishes. The caller
+    analyses them (`slimlab.analysis.studies.analyze_study`) and renders the report
+    (`slimlab.report.studies.write_study_outputs`), as `slimlab run` does."""
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataFileError(f"{out}: cannot create the output folder ({e.strerror})") from None
-    spec = STUDIES.get(study.study.type, where="study.type")
+    run = STUDIES.get(study.study.type, where="study.type")
     store = CellStore(out, study.to_dict()["study"])
     threads = torch.get_num_threads()
     torch.set_num_threads(study.threads)
     try:
-        records = spec.run(study.study, store, progress or (lambda _: None))
+        return run(study.study, store, progress or (lambda _: None))
     finally:
         torch.set_num_threads(threads)
-    results = build_study_results(study, records, spec.analyze(study.study, records))
-    write_study_outputs(results, out)
-    return results

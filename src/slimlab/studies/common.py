@@ -1,4 +1,4 @@
-"""What the studies share: the cell store (resume), training-loop pieces, curve statistics."""
+"""What the studies share: the cell store (resume) and the training-loop pieces."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from slimlab import __version__
-from slimlab.stats.intervals import mean_ci
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -103,57 +102,4 @@ def errors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 2048
     return {"error": 1 - correct / n, "soft_error": 1 - soft / n, "loss": loss / n}
 
 
-Bounds = tuple[float, float]
-PROPORTION: Bounds = (0.0, 1.0)  # errors, accuracies, dropped shares
-DIFFERENCE: Bounds = (-1.0, 1.0)  # a difference of two proportions
-POSITIVE: Bounds = (0.0, math.inf)  # losses, seconds, steps
-
-
-def _clip(value: float, bounds: Bounds) -> float:
-    """A t interval knows nothing of its metric's range; an interval is kept inside it."""
-    return value if not math.isfinite(value) else min(max(value, bounds[0]), bounds[1])
-
-
-def curve_summary(
-    curves: Sequence[Sequence[float]], bounds: Bounds = PROPORTION, confidence: float = 0.95
-) -> dict[str, list]:
-    """Mean and Student-t CI over seeds at each point of equally long curves, clipped to `bounds`."""
-    arr = np.asarray(curves, dtype=float)
-    means, lo, hi = [], [], []
-    for column in arr.T:
-        m, (a, b) = mean_ci(column[np.isfinite(column)], confidence)
-        means.append(m)
-        lo.append(_clip(a, bounds))
-        hi.append(_clip(b, bounds))
-    return {"mean": means, "lo": lo, "hi": hi, "n": int(arr.shape[0])}
-
-
-def summarize(values: Sequence[float], bounds: Bounds = PROPORTION, confidence: float = 0.95) -> dict:
-    """Mean and Student-t CI over seeds, clipped to `bounds`; None and non-finite values are left out."""
-    kept = [v for v in values if v is not None and math.isfinite(v)]
-    m, (lo, hi) = mean_ci(kept, confidence)
-    return {"mean": m, "ci": [_clip(lo, bounds), _clip(hi, bounds)], "n": len(kept)}
-
-
-def geometric_summary(ratios: Sequence[float], confidence: float = 0.95) -> dict:
-    """Geometric mean of positive ratios (speedups) with a t interval on the log ratios."""
-    logs = [math.log(r) for r in ratios if r is not None and r > 0 and math.isfinite(r)]
-    if not logs:
-        return {"mean": None, "ci": [None, None], "n": 0}
-    m, (lo, hi) = mean_ci(logs, confidence)
-    finite = math.isfinite(lo) and math.isfinite(hi)
-    return {
-        "mean": math.exp(m),
-        "ci": [math.exp(lo), math.exp(hi)] if finite else [None, None],
-        "n": len(logs),
-    }
-
-
 Progress = Callable[[str], None]
-
-
-def load_average() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except OSError:  # pragma: no cover (not on every platform)
-        return None
