@@ -108,24 +108,28 @@ def _claims(config: DeepBootstrapConfig, settings: list[dict]) -> list[dict]:
     plain = [s for s in settings if not s["augment"]] or settings
     if len(plain) >= 2:
         real_order = sorted(plain, key=lambda s: s["final"]["real_test_error"]["mean"])
-        mid = len(plain[0]["steps"]) // 2
-        ideal_order = sorted(plain, key=lambda s: s["curves"]["ideal"]["test_error"]["mean"][mid])
-        names = lambda order: " < ".join(s["arch"] for s in order)  # noqa: E731
+        # Optimization speed in the Ideal World: its test error after the same number of steps (the last),
+        # where it is still optimizing (a fresh sample every step), and early on for the record.
+        ideal_order = sorted(plain, key=lambda s: s["final"]["ideal_test_error"]["mean"])
+        early = len(plain[0]["steps"]) // 2  # log-spaced: about the square root of the step budget
+
+        def names(order: list[dict]) -> str:
+            return " < ".join(s["arch"] for s in order)
+
+        def errs(order: list[dict], value) -> str:
+            return ", ".join(f"{s['arch']} {100 * value(s):.1f}%" for s in order)
+
         claims.append(
             {
                 "claim": "architectures that generalize better in the Real World optimize faster in the "
                 "Ideal World",
                 "held": [s["arch"] for s in real_order] == [s["arch"] for s in ideal_order],
                 "detail": f"Real World final test error: {names(real_order)} ("
-                + ", ".join(
-                    f"{s['arch']} {100 * s['final']['real_test_error']['mean']:.1f}%" for s in real_order
-                )
-                + f"); Ideal World test error at step {plain[0]['steps'][mid]}: {names(ideal_order)} ("
-                + ", ".join(
-                    f"{s['arch']} {100 * s['curves']['ideal']['test_error']['mean'][mid]:.1f}%"
-                    for s in ideal_order
-                )
-                + ")",
+                + errs(real_order, lambda s: s["final"]["real_test_error"]["mean"])
+                + f"); Ideal World test error at the last step: {names(ideal_order)} ("
+                + errs(ideal_order, lambda s: s["final"]["ideal_test_error"]["mean"])
+                + f"); at step {plain[0]['steps'][early]}: "
+                + errs(plain, lambda s: s["curves"]["ideal"]["test_error"]["mean"][early]),
             }
         )
     if set(config.augment) == {False, True}:
