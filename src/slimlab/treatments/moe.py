@@ -25,6 +25,8 @@ from slimlab.treatments.base import TreatmentConfig, TreatmentContext, register_
 
 
 class MoEUpcycle(TreatmentConfig):
+    """Upcycle a transformer's dense FFNs into Switch layers (experts copied), then fine-tune."""
+
     kind = "moe"
     num_experts: int = Field(default=8, ge=2)
     capacity_factor: float = Field(default=1.25, gt=0)
