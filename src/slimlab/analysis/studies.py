@@ -1,23 +1,19 @@
 """A study's results.json: the config, the environment, every cell's curves and the study's analysis with
-the paper's claims checked. `analyze_study` picks the study's analysis by its `type` (`STUDY_ANALYSES`)."""
+the paper's claims checked. `analyze_study` picks the study's analysis by its `type`, from
+`analysis.sections.STUDY_SECTIONS`."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from slimlab import __version__
-from slimlab.analysis import deep_bootstrap, switch_moe
+from slimlab.analysis.jsonable import jsonable
+from slimlab.analysis.sections import STUDY_SECTIONS
 from slimlab.bench.environment import environment
-from slimlab.registry import Registry
 
 if TYPE_CHECKING:
     from slimlab.studies import StudyFile
-
-STUDY_ANALYSES: Registry[Callable[[Any, list[dict]], dict]] = Registry("study analysis")
-STUDY_ANALYSES.register("deep_bootstrap")(deep_bootstrap.analyze)
-STUDY_ANALYSES.register("switch_moe")(switch_moe.analyze)
 
 
 def load_average() -> float | None:
@@ -44,17 +40,20 @@ def _pitfalls(seeds: int) -> list[dict]:
 
 
 def analyze_study(study: StudyFile, records: list[dict]) -> dict:
+    """results.json of a study, strict JSON (a value that could not be computed is None)."""
     env = environment()
     env["threads"] = study.threads  # what the study ran with (run_study restores the caller's count)
     env["load_average_1min"] = load_average()
-    analysis = STUDY_ANALYSES.get(study.study.type, where="study.type")(study.study, records)
-    return {
-        "slimlab_version": __version__,
-        "experiment": {"name": study.name, "kind": "study", "config": study.to_dict()},
-        "environment": env,
-        "study": analysis,
-        "cells": records,
-        "trials": [],
-        "comparisons": [],
-        "pitfalls": _pitfalls(study.study.seeds),
-    }
+    analysis = STUDY_SECTIONS.get(study.study.type, where="study.type")(study.study, records)
+    return jsonable(
+        {
+            "slimlab_version": __version__,
+            "experiment": {"name": study.name, "kind": "study", "config": study.to_dict()},
+            "environment": env,
+            "study": analysis,
+            "cells": records,
+            "trials": [],
+            "comparisons": [],
+            "pitfalls": _pitfalls(study.study.seeds),
+        }
+    )

@@ -140,4 +140,6 @@ def _build(params: TransformerParams, input_shape: tuple[int, ...], num_classes:
     return TinyTransformer(in_channels, length, num_classes, params)
 
 
-MODELS.register("transformer")(ModelSpec(TransformerParams, _build))
+MODELS.register("transformer", description="a tiny transformer encoder with dense or Switch FFNs")(
+    ModelSpec(TransformerParams, _build)
+)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from slimlab.report import study_plots
 from slimlab.report.templating import ENV
-from slimlab.report.writer import _finite, write_json_and_html
+from slimlab.report.writer import write_json_and_html
 
 # Study type -> its figures (name -> base64 PNG), placed by the study template.
 STUDY_FIGURES: dict[str, Callable[[dict], dict[str, str | None]]] = {
@@ -29,5 +29,5 @@ def render_study_report(results: dict) -> str:
 
 
 def write_study_outputs(results: dict, out: str | Path) -> tuple[Path, Path]:
-    clean = _finite(results)
-    return write_json_and_html(clean, render_study_report(clean), out)
+    """`results` as `analyze_study` made them (strict JSON already)."""
+    return write_json_and_html(results, render_study_report(results), out)

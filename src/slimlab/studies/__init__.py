@@ -38,8 +38,8 @@ else:  # pragma: no cover
 # Study type -> its runner (cells in, records out). Its analysis is registered under the same name in
 # slimlab.analysis.studies, its figures in slimlab.report.studies.
 STUDIES: Registry[Callable[[Any, CellStore, Progress], list[dict]]] = Registry("study")
-STUDIES.register("deep_bootstrap")(deep_bootstrap.run)
-STUDIES.register("switch_moe")(switch_moe.run)
+STUDIES.register("deep_bootstrap", deep_bootstrap.run, description="Real World against Ideal World")
+STUDIES.register("switch_moe", switch_moe.run, description="Switch mixture-of-experts against dense")
 
 
 class StudyFile(BaseModel):
