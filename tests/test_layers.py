@@ -37,7 +37,9 @@ ALLOWED: dict[str, set[str]] = {
         "bench",
         "registry",
     },
-    "analysis": {"config", "data", "evaluate", "stats", "bench", "experiment", "plotting"},
+    # A study (slimlab.studies) runs cells as `experiment` runs trials; analysis and report sit above it.
+    "studies": {"data", "models", "train", "treatments", "evaluate", "registry"},
+    "analysis": {"config", "data", "evaluate", "stats", "bench", "experiment", "plotting", "registry"},
     "report": {"analysis", "plotting", "bench"},
     "cli": {"*"},
     "__main__": {"cli"},

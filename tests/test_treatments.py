@@ -22,6 +22,7 @@ from slimlab.treatments import (
     LotteryTicket,
     MagnitudePrune,
     MixedInt8,
+    MoEUpcycle,
     NMSparsity,
     StaticInt8,
     StructuredPrune,
@@ -44,12 +45,21 @@ EXAMPLES: dict[str, TreatmentConfig] = {
     "mixed_int8": MixedInt8(calibration_samples=64, keep_float=1),
     "half_precision": HalfPrecision(dtype="bf16"),
     "finetune": Finetune(epochs=1, distill_alpha=0.5),
+    "moe": MoEUpcycle(num_experts=4, finetune_epochs=1),
 }
 
 
 def _model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return build_model("cnn1d", {"channels": 8}, (40,), 10).eval()
+
+
+def _model_for(kind: str, seed: int = 0) -> torch.nn.Module:
+    """The treatment's test model: the CNN, except where a treatment needs another architecture."""
+    if kind == "moe":  # upcycles a transformer's dense FFNs
+        torch.manual_seed(seed)
+        return build_model("transformer", {"d_model": 16, "d_ff": 32}, (40,), 10).eval()
+    return _model(seed)
 
 
 def test_every_treatment_has_an_example():
@@ -76,7 +86,7 @@ def _context(data) -> TreatmentContext:
 @pytest.mark.parametrize("kind", sorted(EXAMPLES))
 def test_conformance(kind, tiny_data):
     config = EXAMPLES[kind]
-    model = _model()
+    model = _model_for(kind)
     before = copy.deepcopy(model.state_dict())
     x = torch.randn(16, 40, generator=torch.Generator().manual_seed(0))
     context = _context(tiny_data)

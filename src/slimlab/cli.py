@@ -125,7 +125,11 @@ def _run(
     from slimlab.experiment.executors import make_executor
     from slimlab.experiment.outdir import writable_dir
     from slimlab.experiment.progress import RichProgress
+    from slimlab.studies import is_study
 
+    if is_study(config_path):
+        _run_study(config_path, out, quick)
+        return
     try:
         runner = make_executor(executor, workers, address)
         config = load_experiment(config_path)
@@ -158,6 +162,34 @@ def _run(
             "(rerun with --retry-failed to retry only those)",
             1,
         )
+
+
+def _run_study(config_path: Path, out: Path | None, quick: bool) -> None:
+    """A study file (`kind = "study"`): its own runner, results.json and report (slimlab.studies)."""
+    from slimlab.analysis.studies import analyze_study
+    from slimlab.report.studies import write_study_outputs
+    from slimlab.studies import load_study, run_study
+
+    try:
+        study = load_study(config_path)
+        if quick:
+            study = study.quick()
+        out = out or Path("runs") / study.name
+        with console.status(f"study {study.name}") as status:
+            records = run_study(study, out, progress=lambda text: status.update(text))
+        results = analyze_study(study, records)
+        write_study_outputs(results, out)
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise _fail(
+            f"interrupted; finished cells are kept in {out}; run the same command to continue", 130
+        ) from None
+    for claim in results["study"]["claims"]:
+        held = {True: "[green]held[/]", False: "[red]not held[/]", None: "n/a"}[claim["held"]]
+        console.print(f"{held}  {claim['claim']}", highlight=False)
+        console.print(f"      {claim['detail']}", style="dim", highlight=False, markup=False)
+    console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
 
 
 def _write_and_summarize(run_dir: Path) -> None:

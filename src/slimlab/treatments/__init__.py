@@ -14,6 +14,7 @@ from slimlab.treatments.base import (
 from slimlab.treatments.finetune import Finetune
 from slimlab.treatments.lottery import LotteryTicket
 from slimlab.treatments.mixed_precision import MixedInt8
+from slimlab.treatments.moe import MoEUpcycle
 from slimlab.treatments.nm import NMSparsity
 from slimlab.treatments.precision import HalfPrecision
 from slimlab.treatments.prune import MagnitudePrune
@@ -29,6 +30,7 @@ __all__ = [
     "LotteryTicket",
     "MagnitudePrune",
     "MixedInt8",
+    "MoEUpcycle",
     "NMSparsity",
     "StaticInt8",
     "StructuredPrune",
