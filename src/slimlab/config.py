@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from slimlab.bench.config import BenchConfig
 from slimlab.data import DATASETS
+from slimlab.data.clicks import ClickLogOptions
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.identity import Hparams
 from slimlab.models import MODELS
@@ -69,6 +70,10 @@ class DataConfig(Hparams):
     )
     drop: list[str] = Field(default_factory=list, description="columns that are neither features nor groups")
     feature_groups: bool = Field(default=False, description="also use the group columns as model inputs")
+    # Click logs (name = "clicks", synthetic; "click_log", a user's file with dense and sparse columns).
+    clicks: ClickLogOptions | None = Field(
+        default=None, description="tables, bag size, columns of a click log"
+    )
 
     @field_validator("name")
     @classmethod
@@ -81,6 +86,10 @@ class DataConfig(Hparams):
     def _file_needs_path(self) -> DataConfig:
         if self.name == "csv" and (not self.path or not self.target):
             raise _custom("dataset 'csv' needs `data.path` (the file) and `data.target` (the label column)")
+        if self.name == "click_log" and (not self.path or not self.target):
+            raise _custom(
+                "dataset 'click_log' needs `data.path` (the file) and `data.target` (the click column)"
+            )
         return self
 
 
@@ -130,6 +139,9 @@ class EvaluateConfig(Section):
     baseline: str = Field(default="dense", description="the variant every other is compared with")
     margin: float = Field(default=0.01, ge=0, lt=1, description="non-inferiority margin, in accuracy")
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    metric: Literal["accuracy", "auroc"] = Field(
+        default="accuracy", description="the trial metric the comparisons use (auroc: binary tasks)"
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -237,6 +249,12 @@ class ExperimentConfig(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise _custom(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        from slimlab.models.dlrm import check_against_data
+
+        for data in self.data:
+            problem = check_against_data(self.model.name, self.model.params, data.name, data.clicks)
+            if problem:
+                raise _custom(problem)
         if self.evaluate.baseline not in names:
             raise _custom(
                 f"`evaluate.baseline` is {self.evaluate.baseline!r}, which is not a variant; "
