@@ -261,3 +261,10 @@ def test_reduced_dlrm_example_compares_on_auc(tmp_path):
     assert all(c["metric"] == "auroc" for c in comparisons.values())
     assert all("verdict" in c for c in comparisons.values())
     assert "auroc" in results["summary"][0]
+    clicks = {r["variant"]: r for r in results["clicks"]}
+    assert set(clicks) == {"dense", "tables-int8", "tables-qr"}
+    assert 0 < clicks["dense"]["embedding_share"] < 1 and clicks["dense"]["auroc"]["ci"][0] is not None
+    from slimlab.report.html import render_report
+
+    html = render_report(analyze(config, trials, {}))
+    assert "where the time goes" in html
