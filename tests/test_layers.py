@@ -17,6 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "plotting": set(),
     "registry": set(),
+    "identity": set(),
     "data": {"registry"},
     "models": {"registry"},
     "stats": {"plotting"},
@@ -38,6 +39,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "analysis": {"config", "data", "evaluate", "stats", "bench", "experiment", "plotting"},
     "report": {"analysis", "plotting", "bench"},
+    "serve": {"models", "bench", "experiment", "registry"},
     "cli": {"*"},
     "__main__": {"cli"},
 }

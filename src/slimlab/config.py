@@ -249,8 +249,6 @@ class ExperimentConfig(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise _custom(f"variant names must be unique; repeated: {', '.join(duplicates)}")
-        from slimlab.models.dlrm import check_against_data
-
         for data in self.data:
             problem = check_against_data(self.model.name, self.model.params, data.name, data.clicks)
             if problem:
@@ -357,3 +355,25 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     return parse_experiment(raw, source=path.name)
+
+
+def check_against_data(model_name: str, params: dict, data_name: str, clicks) -> str | None:
+    """Why a DLRM's tables do not fit the synthetic click log it is trained on, or None. (A user's file is
+    checked when it is read: its table sizes come from the file.)"""
+    if model_name != "dlrm" or data_name != "clicks":
+        return None
+    from slimlab.data.clicks import ClickLogOptions
+    from slimlab.models.dlrm import DLRMParams
+
+    model = DLRMParams(**params)
+    data = clicks or ClickLogOptions()
+    pairs = [
+        ("num_dense", model.num_dense, data.num_dense),
+        ("table_rows", model.table_rows, data.table_rows()),
+        ("bag_size", model.bag_size, data.bag_size),
+    ]
+    for name, mine, theirs in pairs:
+        if mine != theirs:
+            data_name_of = {"num_dense": "num_dense", "table_rows": "tables", "bag_size": "bag_size"}[name]
+            return f"`model.{name}` is {mine} but `data.clicks.{data_name_of}` is {theirs}; they must agree"
+    return None

@@ -61,9 +61,12 @@ class ClickLog:
     p: np.ndarray | None = None  # the planted click probability, synthetic logs only
 
     def packed(self) -> np.ndarray:
-        from slimlab.models.dlrm import pack
-
         return pack(self.dense, self.sparse)
+
+
+def pack(dense: np.ndarray, sparse: np.ndarray) -> np.ndarray:
+    """The packed float32 rows `[dense | ids]` of `slimlab.models.dlrm.PackedDLRM`."""
+    return np.concatenate([dense, sparse.reshape(len(sparse), -1)], axis=1).astype(np.float32)
 
 
 def split_inputs(x: np.ndarray, num_dense: int, tables: int, bag_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,9 +164,16 @@ def synthetic_clicks(options, seed: int) -> Dataset:
 
 
 def _bayes(y: np.ndarray, p: np.ndarray) -> dict:
-    from slimlab.evaluate.binary import binary_metrics
+    """AUC, log loss and normalized entropy of the true probabilities (the formulas of
+    slimlab.evaluate.binary, which data may not import)."""
+    from sklearn.metrics import log_loss, roc_auc_score
 
-    return {k: v for k, v in binary_metrics(y, p).items() if k in ("auroc", "log_loss", "normalized_entropy")}
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    rate = float(y.mean())
+    entropy = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate)) if 0 < rate < 1 else 0.0
+    loss = float(log_loss(y, p, labels=[0, 1]))
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    return {"auroc": auc, "log_loss": loss, "normalized_entropy": loss / entropy if entropy else float("nan")}
 
 
 def read_click_log(path: str, target: str, spec: ClickLogOptions) -> tuple[ClickLog, list[int]]:
@@ -258,8 +268,6 @@ def click_log_file(options, seed: int) -> Dataset:
     std = train_log.dense.std(axis=0) + 1e-6 if train_log.dense.size else 1.0
 
     def split(part: ClickLog) -> Split:
-        from slimlab.models.dlrm import pack
-
         return Split(pack((part.dense - mean) / std, part.sparse), part.y)
 
     meta = {

@@ -182,27 +182,6 @@ def _build(params: DLRMParams, input_shape: tuple[int, ...], num_classes: int) -
 MODELS.register("dlrm")(ModelSpec(DLRMParams, _build))
 
 
-def check_against_data(model_name: str, params: dict, data_name: str, clicks) -> str | None:
-    """Why a DLRM's tables do not fit the synthetic click log it is trained on, or None. (A user's file is
-    checked when it is read: its table sizes come from the file.)"""
-    if model_name != "dlrm" or data_name != "clicks":
-        return None
-    from slimlab.data.clicks import ClickLogOptions
-
-    model = DLRMParams(**params)
-    data = clicks or ClickLogOptions()
-    pairs = [
-        ("num_dense", model.num_dense, data.num_dense),
-        ("table_rows", model.table_rows, data.table_rows()),
-        ("bag_size", model.bag_size, data.bag_size),
-    ]
-    for name, mine, theirs in pairs:
-        if mine != theirs:
-            data_name_of = {"num_dense": "num_dense", "table_rows": "tables", "bag_size": "bag_size"}[name]
-            return f"`model.{name}` is {mine} but `data.clicks.{data_name_of}` is {theirs}; they must agree"
-    return None
-
-
 def export_dlrm_onnx(model: nn.Module, path, batch: int = 2) -> None:
     """The two-input DLRM inside `model` as ONNX (inputs `dense` and `sparse`, output `p_click_logit`),
     with a dynamic batch axis, by torch.onnx's exporter from torch.export."""
