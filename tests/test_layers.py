@@ -41,6 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     "studies": {"data", "models", "train", "treatments", "evaluate", "registry"},
     "analysis": {"config", "data", "evaluate", "stats", "bench", "experiment", "plotting", "registry"},
     "report": {"analysis", "plotting", "bench"},
+    "serve": {"models", "bench", "experiment", "registry"},
     "cli": {"*"},
     "__main__": {"cli"},
 }

@@ -627,3 +627,71 @@ def torch_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="a .onnx/.pt2 file, a .pt/.safetensors state dict (+ --arch or --factory), "
+            "a run directory (+ --trial), or a reference model name (random weights)"
+        ),
+    ],
+    trial: Annotated[
+        str | None, typer.Option(help="with a run directory: VARIANT/SEED or a trial id")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="address to bind; other than 127.0.0.1 exposes the model")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="most examples per model call")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(min=0, help="how long a batch waits to fill")] = 2.0,
+    max_body_bytes: Annotated[int, typer.Option(min=1024, help="larger request bodies get 413")] = 8 * 2**20,
+    arch: Annotated[
+        str | None, typer.Option(help="reference architecture of a state dict (e.g. dlrm)")
+    ] = None,
+    factory: Annotated[str | None, typer.Option(help="your own architecture, as module:function")] = None,
+    params: Annotated[str | None, typer.Option(help="the architecture's parameters, as JSON")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="one example's shape, e.g. 40 or 1,40")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads")] = None,
+    executor: Annotated[str, typer.Option(help="local (uvicorn); ray: not built yet")] = "local",
+) -> None:
+    """Serve a model over HTTP with dynamic batching: GET /health, POST /predict, GET /metrics."""
+    try:
+        from slimlab.serve import load_servable
+    except ImportError as e:  # the serve extra is not installed
+        raise _fail(
+            f"serving needs FastAPI, uvicorn and prometheus-client: pip install 'slimlab[serve]' ({e})"
+        ) from None
+    if executor not in ("local", "ray"):
+        raise _fail(f"--executor must be 'local' or 'ray'; got {executor!r}")
+    if executor == "ray":  # refused before any work: not built yet (README, "Not built yet")
+        raise _fail("--executor ray (Ray Serve deployment) is not built yet; serve with --executor local")
+    try:
+        parsed = json.loads(params) if params else None
+        if parsed is not None and not isinstance(parsed, dict):
+            raise SlimlabError("--params must be a JSON object")
+        shape = tuple(_csv(input_shape, "--input-shape", int)) if input_shape else None
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        servable = load_servable(
+            model, trial=trial, arch=arch, factory=factory, params=parsed, input_shape=shape
+        )
+    except json.JSONDecodeError as e:
+        raise _fail(f"--params is not JSON: {e}") from None
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"warning: binding {host}: the model is reachable from other machines", style="yellow"
+        )
+    options = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_body_bytes": max_body_bytes}
+    err_console.print(
+        f"serving {servable.name} on http://{host}:{port} ({executor}); Ctrl-C stops", style="dim"
+    )
+    from slimlab.serve.server import serve_forever
+
+    serve_forever(servable, host=host, port=port, **options)

@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from slimlab.bench.config import BackendName, BenchConfig
 from slimlab.data import DATASETS
+from slimlab.data.clicks import ClickLogOptions
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.identity import Hparams
 from slimlab.models import MODELS
@@ -70,6 +71,10 @@ class DataConfig(Hparams):
     )
     drop: list[str] = Field(default_factory=list, description="columns that are neither features nor groups")
     feature_groups: bool = Field(default=False, description="also use the group columns as model inputs")
+    # Click logs (name = "clicks", synthetic; "click_log", a user's file with dense and sparse columns).
+    clicks: ClickLogOptions | None = Field(
+        default=None, description="tables, bag size, columns of a click log"
+    )
 
     @field_validator("name")
     @classmethod
@@ -82,6 +87,10 @@ class DataConfig(Hparams):
     def _file_needs_path(self) -> DataConfig:
         if self.name == "csv" and (not self.path or not self.target):
             raise _custom("dataset 'csv' needs `data.path` (the file) and `data.target` (the label column)")
+        if self.name == "click_log" and (not self.path or not self.target):
+            raise _custom(
+                "dataset 'click_log' needs `data.path` (the file) and `data.target` (the click column)"
+            )
         return self
 
 
@@ -144,6 +153,9 @@ class EvaluateConfig(Section):
     baseline: str = Field(default="dense", description="the variant every other is compared with")
     margin: float = Field(default=0.01, ge=0, lt=1, description="non-inferiority margin, in accuracy")
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    metric: Literal["accuracy", "auroc"] = Field(
+        default="accuracy", description="the trial metric the comparisons use (auroc: binary tasks)"
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -298,6 +310,10 @@ class ExperimentConfig(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise _custom(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        for data in self.data:
+            problem = check_against_data(self.model.name, self.model.params, data.name, data.clicks)
+            if problem:
+                raise _custom(problem)
         if self.evaluate.baseline not in names:
             raise _custom(
                 f"`evaluate.baseline` is {self.evaluate.baseline!r}, which is not a variant; "
@@ -400,3 +416,25 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     return parse_experiment(raw, source=path.name)
+
+
+def check_against_data(model_name: str, params: dict, data_name: str, clicks) -> str | None:
+    """Why a DLRM's tables do not fit the synthetic click log it is trained on, or None. (A user's file is
+    checked when it is read: its table sizes come from the file.)"""
+    if model_name != "dlrm" or data_name != "clicks":
+        return None
+    from slimlab.data.clicks import ClickLogOptions
+    from slimlab.models.dlrm import DLRMParams
+
+    model = DLRMParams(**params)
+    data = clicks or ClickLogOptions()
+    pairs = [
+        ("num_dense", model.num_dense, data.num_dense),
+        ("table_rows", model.table_rows, data.table_rows()),
+        ("bag_size", model.bag_size, data.bag_size),
+    ]
+    for name, mine, theirs in pairs:
+        if mine != theirs:
+            data_name_of = {"num_dense": "num_dense", "table_rows": "tables", "bag_size": "bag_size"}[name]
+            return f"`model.{name}` is {mine} but `data.clicks.{data_name_of}` is {theirs}; they must agree"
+    return None

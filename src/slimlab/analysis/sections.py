@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from slimlab.analysis import (
+    clicks,
     deep_bootstrap,
     fairness,
     headline,
@@ -41,6 +42,7 @@ SECTIONS: list[Section] = [
     Section("fairness", fairness.fairness_analysis, "per-group audits of datasets that define groups"),
     Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
     Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),
+    Section("clicks", clicks.clicks_analysis, "click metrics and a DLRM's lookup / MLP time split"),
     Section("sensitivity", sensitivity.sensitivity_section, "per-node int8 sensitivity across seeds"),
     Section("headline", headline.headline_section, "the recommendation and every alert (reads all above)"),
 ]

@@ -69,7 +69,12 @@ def _backends(trials: list[TrialRecord], latency_batch: int, throughput_batch: i
 
 
 def summarize(
-    trials: list[TrialRecord], *, latency_batch: int, throughput_batch: int, alpha: float
+    trials: list[TrialRecord],
+    *,
+    latency_batch: int,
+    throughput_batch: int,
+    alpha: float,
+    metric: str = "accuracy",
 ) -> list[dict]:
     """One row per (dataset, variant): mean accuracy with its t interval over seeds, and mean costs."""
     rows = []
@@ -84,6 +89,10 @@ def summarize(
         accuracy, ci, ci_method = bounded_mean_ci(
             [t.metrics["accuracy"] for t in ok], 1 - alpha, 0, 1, n_test
         )
+        extra = {}
+        if metric != "accuracy":  # the compared metric (e.g. a click model's AUC), with its interval
+            value, value_ci = mean_ci([t.metrics[metric] for t in ok if metric in t.metrics], 1 - alpha)
+            extra[metric] = {"mean": value, "ci": list(value_ci)}
         rows.append(
             {
                 "dataset": dataset,
@@ -101,6 +110,7 @@ def summarize(
                 "size_compressed_bytes": mean([t.metrics["size_compressed_bytes"] for t in ok]),
                 "flops": mean([t.metrics["flops"] for t in ok]),
                 "backends": _backends(ok, latency_batch, throughput_batch),
+                **extra,
             }
         )
     return rows
@@ -114,17 +124,18 @@ def compare(
     alpha: float,
     latency_batch: int,
     throughput_batch: int,
+    metric: str = "accuracy",
 ) -> dict:
     """Each variant against the baseline on accuracy, paired by seed (slimlab.stats.compare_scores: the
     test chosen by the design, with its reason, power and equivalence; Holm across the experiment), with
     the measured speedups added. Returns compare_scores' dict."""
-    rows = rows_from_trials([t.to_dict() for t in trials])
+    rows = rows_from_trials([t.to_dict() for t in trials], metric)
     if not rows:
         return {"comparisons": [], "ranking": {}, "pitfalls": []}
     out = compare_scores(rows, baseline, margin=margin, alpha=alpha, design="seeds")
     index = {(t.dataset, t.variant, t.seed): t for t in trials if t.status == "ok"}
     for c in out["comparisons"]:
-        c["metric"] = "accuracy"
+        c["metric"] = metric
         pairs = [
             (index[(c["dataset"], c["variant"], s)], index[(c["dataset"], c["baseline"], s)])
             for s in c["runs"]
@@ -164,6 +175,7 @@ def summary_section(view: RunView, results: dict) -> dict:
         latency_batch=bench.latency_batch_size,
         throughput_batch=bench.throughput_batch_size,
         alpha=ev.alpha,
+        metric=ev.metric,
     )
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in summary:
@@ -181,6 +193,7 @@ def summary_section(view: RunView, results: dict) -> dict:
         alpha=ev.alpha,
         latency_batch=bench.latency_batch_size,
         throughput_batch=bench.throughput_batch_size,
+        metric=ev.metric,
     )
     return {
         "summary": summary,

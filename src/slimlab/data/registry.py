@@ -89,6 +89,20 @@ def _digits(options: DataOptions, seed: int) -> Dataset:
     )
 
 
+@DATASETS.register("clicks")
+def _clicks(options: DataOptions, seed: int) -> Dataset:
+    from slimlab.data.clicks import synthetic_clicks
+
+    return synthetic_clicks(options, seed)
+
+
+@DATASETS.register("click_log")
+def _click_log(options: DataOptions, seed: int) -> Dataset:
+    from slimlab.data.clicks import click_log_file
+
+    return click_log_file(options, seed)
+
+
 # --- data with groups -------------------------------------------------------------------------------------
 
 

@@ -106,5 +106,39 @@ register_metric(
 )
 
 
+def _click_p(outputs: np.ndarray) -> np.ndarray:
+    from slimlab.evaluate.binary import click_probabilities
+
+    return click_probabilities(outputs)
+
+
+def _click(name: str) -> Aggregate:
+    def score(outputs: np.ndarray, targets: np.ndarray) -> float:
+        from slimlab.evaluate.binary import binary_metrics
+
+        return binary_metrics(targets, _click_p(outputs))[name]
+
+    return score
+
+
+# Click (binary) models; the values are what `evaluate_trial` stores for every binary task.
+register_metric(
+    Metric("auroc", "higher", 0.0, 1.0, aggregate=_click("auroc"), description="area under the ROC curve")
+)
+register_metric(
+    Metric("log_loss", "lower", 0.0, math.inf, aggregate=_click("log_loss"), description="binary log loss")
+)
+register_metric(
+    Metric(
+        "normalized_entropy",
+        "lower",
+        0.0,
+        math.inf,
+        aggregate=_click("normalized_entropy"),
+        description="log loss over the entropy of the base click rate (He et al. 2014)",
+    )
+)
+
+
 def get_metric(name: str, where: str | None = None) -> Metric:
     return METRICS.get(name, where)

@@ -85,6 +85,8 @@ def evaluate_trial(
         "flops": count_flops(model, example),
         **extra,
     }
+    if data.num_classes == 2:
+        metrics.update(_binary_metrics(model, logits, test))
     record = TrialRecord.ok(
         spec, metrics, predictions=predictions.astype(int).tolist(), test_openings=test_log.openings
     )
@@ -109,6 +111,21 @@ def evaluate_trial(
             peak=gemm_peak(recheck_load=False),  # the driver checked it at the start of the run
         )
     return record
+
+
+def _binary_metrics(model: nn.Module, logits, test) -> dict:
+    """AUC, log loss and normalized entropy of a binary task; for a DLRM also the time split between its
+    embedding lookups and its MLPs (p50 ms on one batch of 64 test samples, keys `stage_*`)."""
+    from slimlab.bench.stages import dlrm_stage_times
+    from slimlab.evaluate.binary import binary_metrics, click_probabilities
+    from slimlab.models.dlrm import unpack_dlrm
+
+    out: dict = dict(binary_metrics(test.y, click_probabilities(logits)))
+    if unpack_dlrm(model) is not None and hasattr(model, "unpack"):
+        dense, sparse = model.unpack(torch.as_tensor(test.x[:64]))
+        stages = dlrm_stage_times(model, dense, sparse) or {}
+        out.update({f"stage_{k}": v for k, v in stages.items() if v is not None})
+    return out
 
 
 def _train_summary(result: TrainResult) -> dict:

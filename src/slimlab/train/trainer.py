@@ -36,6 +36,11 @@ class TrainConfig(Hparams):
         "null trains every epoch (the best epoch is still restored)",
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    select_on: Literal["accuracy", "loss"] = Field(
+        default="accuracy",
+        description="the validation score that picks the best epoch: accuracy, or the cross-entropy loss "
+        "(for click models, whose accuracy barely moves from the majority class)",
+    )
 
 
 @dataclass
@@ -103,6 +108,7 @@ class Trainer:
         y = torch.as_tensor(data.train.y, device=device)
 
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
+        best_score = -math.inf
         history: list[dict] = []
         start = time.perf_counter()
         epoch = steps = 0
@@ -129,11 +135,15 @@ class Trainer:
                 return TrainResult(epoch, epoch, math.nan, time.perf_counter() - start, history)
             val_acc = accuracy_of(model, data.val.x, data.val.y)
             record = {"epoch": epoch, "train_loss": total / count, "val_accuracy": val_acc}
+            score = val_acc
+            if c.select_on == "loss":
+                record["val_loss"] = loss_of(model, data.val.x, data.val.y)
+                score = -record["val_loss"]
             history.append(record)
             if self.on_epoch:
                 self.on_epoch(epoch, epochs, record)
-            if val_acc > best_acc:
-                best_acc, best_epoch = val_acc, epoch
+            if score > best_score:
+                best_score, best_acc, best_epoch = score, val_acc, epoch
                 best_state = copy.deepcopy(model.state_dict())
             elif c.patience is not None and epoch - best_epoch >= c.patience:
                 break
@@ -141,6 +151,14 @@ class Trainer:
         model.to(home)
         model.eval()
         return TrainResult(epoch, best_epoch, best_acc, time.perf_counter() - start, history)
+
+
+def loss_of(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean cross-entropy of the model's logits on (x, y)."""
+    if len(y) == 0:
+        return math.nan
+    logits = torch.as_tensor(predict_logits(model, x))
+    return float(nn.functional.cross_entropy(logits, torch.as_tensor(y)).item())
 
 
 def accuracy_of(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:

@@ -11,6 +11,7 @@ from slimlab.treatments.base import (
     register_treatment,
     treatment_types,
 )
+from slimlab.treatments.embedding import EmbeddingCompress, EmbeddingFp16, EmbeddingInt8, LinearHalf
 from slimlab.treatments.finetune import Finetune
 from slimlab.treatments.lottery import LotteryTicket
 from slimlab.treatments.mixed_precision import MixedInt8
@@ -25,8 +26,12 @@ from slimlab.treatments.structured import StructuredPrune
 __all__ = [
     "TREATMENTS",
     "DynamicInt8",
+    "EmbeddingCompress",
+    "EmbeddingFp16",
+    "EmbeddingInt8",
     "Finetune",
     "HalfPrecision",
+    "LinearHalf",
     "LotteryTicket",
     "MagnitudePrune",
     "MixedInt8",
