@@ -144,6 +144,7 @@ seeds = 3
 baseline = "scratch"
 [bench]
 enabled = false
+threads = 1
 """
 
 
