@@ -141,3 +141,12 @@ def learning_curve_markdown(section: dict) -> str:
             cells.append(row["multiplier_text"] or "" if row else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def render_learning_curve_html(section: dict) -> str:
+    """The section as an HTML fragment for report.html (autoescaped: recipe names are user strings)."""
+    from slimlab.report.templating import ENV
+
+    return ENV.get_template("learning_curve.html.j2").render(
+        lc={**section, "png": learning_curve_plot(section)}
+    )
