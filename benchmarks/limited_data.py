@@ -18,12 +18,9 @@ import platform
 import subprocess
 from pathlib import Path
 
+from slimlab.analysis.learning_curve import learning_curve_sections
 from slimlab.experiment.runner import load_run
-from slimlab.report.learning_curve import (
-    learning_curve_markdown,
-    learning_curve_plot,
-    learning_curve_sections,
-)
+from slimlab.report.learning_curve import learning_curve_markdown, learning_curve_plot
 
 
 def _cpu() -> str:
@@ -40,9 +37,10 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--png", type=Path, default=None, help="default: RUN_DIR/limited_data.png")
     args = parser.parse_args()
-    config, env, trials = load_run(args.run_dir)
-    if not trials:
+    config, env, records = load_run(args.run_dir)
+    if config is None or not records:
         raise SystemExit(f"no trials in {args.run_dir}")
+    trials = [t.to_dict() for t in records]
     sections = learning_curve_sections(trials, config)
     seconds = sum(t["metrics"].get("train_seconds", 0) for t in trials if t["status"] == "ok")
     print(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slimlab.analysis import fairness, lottery, pitfalls, search, summary
+from slimlab.analysis import fairness, learning_curve, lottery, pitfalls, search, summary
 from slimlab.analysis.view import RunView
 
 Compute = Callable[[RunView, dict[str, Any]], dict[str, Any]]
@@ -30,4 +30,9 @@ SECTIONS: list[Section] = [
     Section("fairness", fairness.fairness_analysis, "per-group audits of datasets that define groups"),
     Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
     Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),
+    Section(
+        "learning_curves",
+        learning_curve.learning_curve_analysis,
+        "accuracy against n per recipe; each recipe's data multiplier against scratch",
+    ),
 ]

@@ -42,7 +42,16 @@ def _fairness(analysis: Analysis) -> list[str]:
 
 # Section name -> a renderer of its HTML fragments (placed after the ranking, in this order). A new
 # analysis section that shows in the report registers its renderer here.
-RENDERERS: dict[str, Callable[[Analysis], list[str]]] = {"fairness": _fairness}
+def _learning_curves(analysis: Analysis) -> list[str]:
+    from slimlab.report.learning_curve import render_learning_curves
+
+    return render_learning_curves(analysis)
+
+
+RENDERERS: dict[str, Callable[[Analysis], list[str]]] = {
+    "fairness": _fairness,
+    "learning_curves": _learning_curves,
+}
 
 
 def render_report(analysis: Analysis) -> str:

@@ -1,98 +1,21 @@
-"""The learning-curve section: test accuracy against the number of labelled training examples, per
-recipe (variant), with intervals over seeds, each recipe's paired gain over the scratch baseline, and its
-data multiplier with a bootstrap-over-seeds interval (slimlab.stats.learning_curve does the statistics).
-
-Input: trial records and the resolved config; each record's dataset label carries its n
-(`mnist1d[n=50]`), and `metrics.n_train` + `metrics.n_val` is the number of labels it used.
-"""
+"""Draws the learning-curve section that `slimlab.analysis.learning_curve` computed: test accuracy
+against n per recipe with its intervals (a PNG), the HTML fragment, and the markdown table for
+BENCHMARKS.md."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from slimlab.plotting import png_base64
-from slimlab.stats.learning_curve import curve_table, format_multiplier
+
+if TYPE_CHECKING:
+    from slimlab.analysis import Analysis
 
 COLORS = ["tab:gray", "tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
-
-
-def _curves(trials: list[dict], config: dict) -> dict[str, dict[str, dict[int, dict[int, float]]]]:
-    """{base dataset name: {recipe: {n: {seed: test accuracy}}}}."""
-    from slimlab.config import DataConfig
-
-    sizes = {}
-    for options in config["data"]:
-        d = DataConfig.model_validate(options)
-        if d.train_size is not None:
-            sizes[d.label] = (d.name, d.train_size)
-    out: dict[str, dict[str, dict[int, dict[int, float]]]] = {}
-    for t in trials:
-        if t.get("status", "ok") != "ok" or t["dataset"] not in sizes:
-            continue
-        name, n = sizes[t["dataset"]]
-        out.setdefault(name, {}).setdefault(t["variant"], {}).setdefault(n, {})[t["seed"]] = t["metrics"][
-            "accuracy"
-        ]
-    return out
-
-
-def learning_curve_sections(trials: list[dict], config: dict) -> list[dict[str, Any]]:
-    """One section per base dataset: {dataset, baseline, recipes, sizes, table, summary}."""
-    curve = config.get("learning_curve") or {}
-    baseline = curve.get("baseline") or config["evaluate"]["baseline"]
-    confidence = 1 - config["evaluate"]["alpha"]
-    out = []
-    for dataset, curves in _curves(trials, config).items():
-        if baseline not in curves:
-            continue
-        recipes = [v["name"] for v in config["variants"] if v["name"] in curves]
-        curves = {r: curves[r] for r in recipes}
-        table = curve_table(
-            curves, baseline, confidence=confidence, resamples=curve.get("bootstrap", 2000), seed=0
-        )
-        for row in table:
-            row["multiplier_text"] = format_multiplier(row["multiplier"]) if row["multiplier"] else None
-        sizes = sorted({row["n"] for row in table})
-        out.append(
-            {
-                "dataset": dataset,
-                "baseline": baseline,
-                "recipes": recipes,
-                "sizes": sizes,
-                "confidence": confidence,
-                "table": table,
-                "summary": _summary(table, baseline, sizes),
-                "test_use": "report-only",
-            }
-        )
-    return out
-
-
-def _summary(table: list[dict], baseline: str, sizes: list[int]) -> list[str]:
-    """Sentences on each recipe at the smallest and the largest n: its gain and its multiplier."""
-    cell = {(r["recipe"], r["n"]): r for r in table}
-    lines = []
-    for recipe in dict.fromkeys(r["recipe"] for r in table):
-        if recipe == baseline:
-            continue
-        parts = []
-        for n in (sizes[0], sizes[-1]):
-            row, base = cell.get((recipe, n)), cell.get((baseline, n))
-            if row is None or base is None or row["delta"] is None:
-                continue
-            parts.append(
-                f"at n={n} {100 * row['mean']:.1f}% against {100 * base['mean']:.1f}% "
-                f"({100 * row['delta']:+.1f} points"
-                + (f", worth {row['multiplier_text']} the data" if row["multiplier_text"] else "")
-                + ")"
-            )
-        if parts:
-            lines.append(f"{recipe}: " + "; ".join(parts))
-    return lines
 
 
 def learning_curve_plot(section: dict) -> str:
@@ -150,3 +73,8 @@ def render_learning_curve_html(section: dict) -> str:
     return ENV.get_template("learning_curve.html.j2").render(
         lc={**section, "png": learning_curve_plot(section)}
     )
+
+
+def render_learning_curves(analysis: Analysis) -> list[str]:
+    """The report's fragments: one per learning-curve section."""
+    return [render_learning_curve_html(s) for s in analysis.results.get("learning_curves", [])]

@@ -20,10 +20,11 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import Tensor
 
 from slimlab.errors import SlimlabError
+from slimlab.identity import Hparams
 
 SIGNAL_OPS = ("shift", "roll", "scale", "noise", "time_warp")
 IMAGE_OPS = (
@@ -46,10 +47,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class AugmentConfig(BaseModel):
-    """`[train] augment = "signal"` (a preset) or a table: ops, their strengths, and an optional mix."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class AugmentConfig(Hparams):
+    """`[train] augment = "signal"` (a preset) or a table: ops, their strengths, and an optional mix.
+    Fields at their defaults stay out of trial ids (slimlab.identity)."""
 
     ops: list[str] = Field(
         default_factory=list,

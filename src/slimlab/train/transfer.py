@@ -24,20 +24,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from slimlab.errors import DataFileError, SlimlabError
+from slimlab.identity import Hparams
 
 
 class CheckpointMismatchError(SlimlabError):
     """A checkpoint does not fit the model: a missing, unexpected or differently shaped layer."""
 
 
-class SourceTask(BaseModel):
+class SourceTask(Hparams):
     """The dataset to pretrain on; the same options as `[data]` (name, num_samples, split_seed, ...)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str
     num_samples: int | None = Field(default=None, gt=0)
@@ -55,8 +54,9 @@ class SourceTask(BaseModel):
         return name
 
 
-class TransferConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class TransferConfig(Hparams):
+    """`[train.transfer]`: where the pretrained weights come from and how they are trained on the target.
+    Fields at their defaults stay out of trial ids (slimlab.identity)."""
 
     source: SourceTask | None = Field(default=None, description="pretrain on this dataset first")
     checkpoint: str | None = Field(
