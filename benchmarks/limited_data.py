@@ -44,7 +44,7 @@ def main() -> None:
     sections = learning_curve_sections(trials, config)
     seconds = sum(t["metrics"].get("train_seconds", 0) for t in trials if t["status"] == "ok")
     print(
-        f"Machine: {_cpu()}, {env.get('threads')} torch threads, torch {env.get('torch')}; 1-minute load "
+        f"Machine: {_cpu()}, torch threads: {env.get('threads')}, torch {env.get('torch')}; 1-minute load "
         f"average {os.getloadavg()[0]:.1f} when this was written (the machine was shared with other "
         f"developers); {len(trials)} trials, {seconds / 60:.1f} min of training in total."
     )
