@@ -450,7 +450,7 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
         from slimlab.experiment import load_run
 
         config, _, _ = load_run(run_dir)
-        data_config = next(d for d in config.data if d.name == found["dataset"])
+        data_config = next(d for d in config.data if d.label == found["dataset"])
         data = load_dataset(data_config, found["seed"])
         validation = (data.val.x, data.val.y)
     return loaded, validation

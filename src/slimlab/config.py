@@ -75,6 +75,19 @@ class DataConfig(Hparams):
     clicks: ClickLogOptions | None = Field(
         default=None, description="tables, bag size, columns of a click log"
     )
+    train_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="keep only this many labelled training examples (validation comes out of them), "
+        "chosen by the trial seed; a learning curve sweeps it",
+    )
+
+    @property
+    def label(self) -> str:
+        """The dataset's name in records and reports: `mnist1d[n=50]` with a train_size."""
+        from slimlab.data.limited import limited_label
+
+        return limited_label(self.name, self.train_size)
 
     @field_validator("name")
     @classmethod
@@ -135,7 +148,13 @@ class VariantConfig(Section):
         if len(name) > 100 or not re.fullmatch(NAME_PATTERN, name):
             raise _custom(f"must be {NAME_RULE}; got {name!r}")
         return name
+
     treatments: list[TreatmentConfig] = Field(default_factory=list)
+    train: dict[str, Any] | None = Field(
+        default=None,
+        description="a training recipe of its own (keys of [train], e.g. augment or transfer): the "
+        "variant trains its own model instead of treating the shared dense parent",
+    )
 
     @field_validator("treatments", mode="before")
     @classmethod
@@ -281,6 +300,22 @@ class SearchConfig(Section):
         return out
 
 
+class LearningCurveConfig(Section):
+    """A learning curve: every `[data]` entry is run at each training-set size, and the report draws
+    accuracy against n per variant (recipe), with each recipe's data multiplier against `baseline`."""
+
+    sizes: list[int] = Field(min_length=2, description="numbers of labelled training examples")
+    baseline: str | None = Field(default=None, description="the scratch recipe; default: evaluate.baseline")
+    bootstrap: int = Field(default=2000, ge=100, description="resamples of seeds for the multiplier's CI")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, sizes: list[int]) -> list[int]:
+        if any(n <= 0 for n in sizes) or len(set(sizes)) != len(sizes):
+            raise _custom(f"must be distinct positive numbers of examples; got {sizes}")
+        return sorted(sizes)
+
+
 class ExperimentConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
@@ -292,6 +327,7 @@ class ExperimentConfig(Section):
     bench: BenchConfig = Field(default_factory=BenchConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     search: SearchConfig | None = None
+    learning_curve: LearningCurveConfig | None = None
 
     @field_validator("data", mode="before")
     @classmethod
@@ -306,6 +342,25 @@ class ExperimentConfig(Section):
             present = {v.name for v in self.variants}
             extra = [v for v in self.search.candidates() if v.name not in present]
             object.__setattr__(self, "variants", [*self.variants, *extra])
+        if self.learning_curve is not None:
+            # One data entry per size; idempotent (entries that have a size are kept as they are).
+            data = [
+                d.model_copy(update={"train_size": n})
+                for d in self.data
+                for n in ([d.train_size] if d.train_size is not None else self.learning_curve.sizes)
+            ]
+            object.__setattr__(self, "data", data)
+        labels = [d.label for d in self.data]
+        repeated = sorted({n for n in labels if labels.count(n) > 1})
+        if repeated:
+            raise _custom(f"data entries must differ in name or train_size; repeated: {', '.join(repeated)}")
+        for i, v in enumerate(self.variants):
+            if v.train is not None:
+                try:
+                    self.train_for(v)
+                except ValidationError as e:
+                    message = describe_validation_error(e, "x").removeprefix("x: ")
+                    raise _custom(f"`variants[{i}].train`: {message}") from None
         names = [v.name for v in self.variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -319,7 +374,18 @@ class ExperimentConfig(Section):
                 f"`evaluate.baseline` is {self.evaluate.baseline!r}, which is not a variant; "
                 f"variants: {', '.join(names)}"
             )
+        if self.learning_curve and self.learning_curve.baseline not in (None, *names):
+            raise _custom(
+                f"`learning_curve.baseline` is {self.learning_curve.baseline!r}, which is not a variant; "
+                f"variants: {', '.join(names)}"
+            )
         return self
+
+    def train_for(self, variant: VariantConfig) -> TrainConfig:
+        """The variant's training recipe: [train], updated by the variant's own `train` table."""
+        if variant.train is None:
+            return self.train
+        return TrainConfig.model_validate({**self.train.model_dump(mode="json"), **variant.train})
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, treatments in their tagged form. Every default is filled in, except in the
@@ -328,8 +394,15 @@ class ExperimentConfig(Section):
         out = self.model_dump(mode="json", exclude={"variants", "model"})
         out["model"] = {"name": self.model.name, **self.model.params}
         out["variants"] = [
-            {"name": v.name, "treatments": [t.to_dict() for t in v.treatments]} for v in self.variants
+            {
+                "name": v.name,
+                "treatments": [t.to_dict() for t in v.treatments],
+                **({"train": v.train} if v.train is not None else {}),
+            }
+            for v in self.variants
         ]
+        if out.get("learning_curve") is None:
+            out.pop("learning_curve", None)
         return out
 
     def quick(self) -> ExperimentConfig:
@@ -339,17 +412,47 @@ class ExperimentConfig(Section):
             update={
                 "data": [
                     d.model_copy(update={"num_samples": min(d.num_samples or QUICK_SAMPLES, QUICK_SAMPLES)})
-                    for d in self.data
+                    for d in _quick_sizes(self.data)
                 ],
-                "train": self.train.model_copy(update={"epochs": min(self.train.epochs, QUICK_EPOCHS)}),
+                "train": self.train.model_copy(
+                    update={"epochs": min(self.train.epochs, QUICK_EPOCHS), "min_steps": None}
+                ),
                 "variants": [
-                    v.model_copy(update={"treatments": [t.quick() for t in v.treatments]})
+                    v.model_copy(
+                        update={
+                            "treatments": [t.quick() for t in v.treatments],
+                            "train": _quick_train(v.train),
+                        }
+                    )
                     for v in self.variants
                 ],
                 "evaluate": self.evaluate.model_copy(update={"seeds": seeds}),
                 "bench": self.bench.quick(),
             }
         )
+
+
+def _quick_sizes(data: list[DataConfig]) -> list[DataConfig]:
+    """Under --quick a data set has at most QUICK_SAMPLES samples: learning-curve sizes that would not fit
+    are dropped (the smallest is always kept)."""
+    sized = sorted((d for d in data if d.train_size is not None), key=lambda d: d.train_size or 0)
+    fits = [d for d in sized if (d.train_size or 0) <= QUICK_SAMPLES // 2]
+    keep = {id(d) for d in (fits or sized[:1])}
+    return [d for d in data if d.train_size is None or id(d) in keep]
+
+
+def _quick_train(train: dict[str, Any] | None) -> dict[str, Any] | None:
+    if train is None:
+        return None
+    out = {k: v for k, v in train.items() if k != "min_steps"}
+    if "epochs" in out:
+        out["epochs"] = min(out["epochs"], QUICK_EPOCHS)
+    if isinstance(out.get("transfer"), dict):
+        transfer = dict(out["transfer"])
+        if transfer.get("pretrain_epochs"):
+            transfer["pretrain_epochs"] = min(transfer["pretrain_epochs"], QUICK_EPOCHS)
+        out["transfer"] = transfer
+    return out
 
 
 # --- loading and error messages ---------------------------------------------------------------------------

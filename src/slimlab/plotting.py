@@ -62,6 +62,8 @@ def cd_diagram(ranking: dict, title: str | None = None) -> Figure:
     )
     ax.set_title(title or default, fontsize=9)
     return fig
+
+
 @dataclass(frozen=True)
 class HoverPoint:
     axes: Axes

@@ -16,6 +16,7 @@ from slimlab.analysis import (
     deep_bootstrap,
     fairness,
     headline,
+    learning_curve,
     lottery,
     pitfalls,
     search,
@@ -43,6 +44,11 @@ SECTIONS: list[Section] = [
     Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
     Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),
     Section("clicks", clicks.clicks_analysis, "click metrics and a DLRM's lookup / MLP time split"),
+    Section(
+        "learning_curves",
+        learning_curve.learning_curve_analysis,
+        "accuracy against n per recipe; each recipe's data multiplier against scratch",
+    ),
     Section("sensitivity", sensitivity.sensitivity_section, "per-node int8 sensitivity across seeds"),
     Section("headline", headline.headline_section, "the recommendation and every alert (reads all above)"),
 ]

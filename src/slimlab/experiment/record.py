@@ -136,6 +136,6 @@ def _identity(spec: TrialSpec) -> dict:
         "id": spec.id,
         "variant": spec.variant.name,
         "seed": spec.seed,
-        "dataset": spec.dataset.name,
+        "dataset": spec.dataset.label,
         "treatments": [t.to_dict() for t in spec.variant.treatments],
     }

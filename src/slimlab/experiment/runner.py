@@ -18,7 +18,7 @@ from slimlab.experiment.preflight import check_datasets
 from slimlab.experiment.progress import RunProgress
 from slimlab.experiment.record import TrialRecord
 from slimlab.experiment.store import Store
-from slimlab.experiment.trial import evaluate_trial, failed_record, run_group, save_model
+from slimlab.experiment.trial import check_recipes, evaluate_trial, failed_record, run_group, save_model
 from slimlab.train.trainer import resolve_device
 
 __all__ = ["evaluate_trial", "failed_record", "load_run", "run_experiment", "run_group", "save_model"]
@@ -40,6 +40,7 @@ def run_experiment(
     executor = executor or InProcessExecutor()
     resolve_device(config.train.device)  # a device this machine lacks is a user error, before any work
     check_datasets(config)  # so is a data file that cannot be read, before any trial is stored as failed
+    check_recipes(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.bench.threads:

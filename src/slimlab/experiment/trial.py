@@ -66,7 +66,7 @@ def evaluate_trial(
     """Score a treated model on the test split (its one, final use, logged) and measure what it costs."""
     test_log = TestSetLog()
     test = test_log.open(
-        data.test, "final_evaluation", f"{spec.dataset.name}/{spec.variant.name}/seed {spec.seed}"
+        data.test, "final_evaluation", f"{spec.dataset.label}/{spec.variant.name}/seed {spec.seed}"
     )
     logits = predict_logits(model, test.x)
     predictions = logits.argmax(1)
@@ -134,6 +134,21 @@ def _train_summary(result: TrainResult) -> dict:
     return summary
 
 
+def check_recipes(config: ExperimentConfig) -> None:
+    """Before any work: every training recipe's device exists, and a user's checkpoint file exists and
+    fits the model (each layer's name and shape), so a mismatch is one clear line, not failed trials."""
+    from slimlab.train.trainer import resolve_device
+    from slimlab.train.transfer import check_checkpoint
+
+    recipes = {config.train_for(v).model_dump_json(): config.train_for(v) for v in config.variants}
+    for recipe in recipes.values():
+        resolve_device(recipe.device)
+        if recipe.transfer is not None and recipe.transfer.checkpoint is not None:
+            data = load_dataset(config.data[0], config.evaluate.seed_list[0])
+            model = build_model(config.model.name, config.model.params, data.input_shape, data.num_classes)
+            check_checkpoint(model, recipe.transfer)
+
+
 def run_group(
     group: list[TrialSpec],
     config: ExperimentConfig,
@@ -142,29 +157,63 @@ def run_group(
     keep: Callable[[TrialRecord], None],
     run_dir: Path | None = None,
 ) -> None:
-    """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it."""
+    """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it.
+    A variant with a training recipe of its own (`variants.train`) trains its own parent; variants with
+    the same recipe share one."""
+    from slimlab.data.cache import cache_dir
+    from slimlab.train.transfer import fit_recipe
+
     first = group[0]
-    progress.stage(f"{first.dataset.name} seed {first.seed}: training dense")
+    seed = first.seed
     try:
-        data = load_dataset(first.dataset, first.seed)
-        seed_everything(first.seed)
-        dense = build_model(config.model.name, config.model.params, data.input_shape, data.num_classes)
-        initial_state = copy.deepcopy(dense.state_dict())
-        trained = trainer.fit(dense, data, first.seed)
-    except Exception as error:  # the parent failed, so every variant of this seed fails with it
+        data = load_dataset(first.dataset, seed)
+    except Exception as error:  # no data, so every variant of this seed fails with it
         for spec in group:
             keep(failed_record(spec, error))
         return
+    model_spec = {"name": config.model.name, **config.model.params}
+    checkpoints = (run_dir if run_dir is not None else cache_dir()) / "checkpoints"
+    parents: dict[str, tuple | BaseException] = {}
+
+    def parent_for(spec: TrialSpec) -> tuple | BaseException:
+        recipe = config.train_for(spec.variant)
+        key = recipe.model_dump_json()
+        if key not in parents:
+            own = trainer if spec.variant.train is None else Trainer(recipe, on_epoch=trainer.on_epoch)
+            what = "dense" if spec.variant.train is None else spec.variant.name
+            progress.stage(f"{first.dataset.label} seed {seed}: training {what}")
+            try:
+                seed_everything(seed)
+                model = build_model(
+                    config.model.name, config.model.params, data.input_shape, data.num_classes
+                )
+                initial_state = copy.deepcopy(model.state_dict())
+                trained = fit_recipe(own, model, data, seed, model_spec, checkpoints)
+                parents[key] = (model, initial_state, trained, own)
+            except Exception as error:  # the parent failed, so every variant trained from it fails
+                parents[key] = error
+        return parents[key]
+
     for spec in group:
-        progress.stage(f"{spec.dataset.name} seed {spec.seed}: {spec.variant.name}")
+        parent = parent_for(spec)
+        if isinstance(parent, BaseException):
+            keep(failed_record(spec, parent))
+            continue
+        dense, initial_state, trained, own = parent
+        progress.stage(f"{spec.dataset.label} seed {spec.seed}: {spec.variant.name}")
         context = TreatmentContext(
-            seed=first.seed, trainer=trainer, data=data, initial_state=initial_state, teacher=dense
+            seed=seed, trainer=own, data=data, initial_state=initial_state, teacher=dense
         )
         try:
             start = time.perf_counter()
             model = apply(dense, spec.variant.treatments, context)
             treat_seconds = time.perf_counter() - start
-            extra = {"train_seconds": round(trained.seconds, 3), "treat_seconds": round(treat_seconds, 3)}
+            extra = {
+                "train_seconds": round(trained.seconds, 3),
+                "treat_seconds": round(treat_seconds, 3),
+                "n_train": len(data.train),
+                "n_val": len(data.val),
+            }
             record = evaluate_trial(spec, model, data, config, extra, run_dir)
             record.train = _train_summary(trained)
             record.artifacts = context.artifacts

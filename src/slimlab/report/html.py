@@ -89,10 +89,17 @@ def _sensitivity(analysis: Analysis) -> list[str]:
     return render_sensitivity_html(analysis.results)
 
 
+def _learning_curves(analysis: Analysis) -> list[str]:
+    from slimlab.report.learning_curve import render_learning_curves
+
+    return render_learning_curves(analysis)
+
+
 RENDERERS: dict[str, Callable[[Analysis], list[str]]] = {
     "fairness": _fairness,
     "sensitivity": _sensitivity,
     "clicks": _clicks,
+    "learning_curves": _learning_curves,
 }
 
 
