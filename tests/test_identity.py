@@ -54,6 +54,8 @@ TREATMENTS = {
         {},
         {"method": "hash", "ratio": 0.5, "min_rows": 10, "finetune_epochs": 1, "lr": 0.01},
     ],
+    "mixed_int8": [{}, {"keep_float": 2, "per_channel": False, "calibration_samples": 64}],
+    "moe": [{}, {"num_experts": 4, "capacity_factor": 2.0, "finetune_epochs": 1}],
 }
 VARIANTS = [{"name": "dense"}] + [
     {"name": f"{kind}-{i}", "treatments": [{"kind": kind, **fields}]}
@@ -178,6 +180,10 @@ PINNED_TREATMENTS = [
     "57007d92d154949e",
     "37dba73583fdd7f4",
     "6319007e08007cf8",
+    "03dc1167f22a1bba",
+    "92e639dcc8944394",
+    "b3494809a367f2a3",
+    "3ace9499104184c8",
 ]
 QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart.toml"
 
