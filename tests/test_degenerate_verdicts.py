@@ -4,6 +4,7 @@ reason, and the one Holm rule stays calibrated under H0, also for bounded and ne
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from slimlab.analysis.lottery import ticket_limit
 from slimlab.evaluate.fairness import compression_impact
@@ -85,6 +86,7 @@ def _h0_rate(make_scores, reps=300, seeds=5, margin=0.01) -> dict[str, float]:
     return {k: v / reps for k, v in wrong.items()}
 
 
+@pytest.mark.slow  # 300 simulated comparisons: minutes on 2 cores
 def test_calibration_under_h0_bounded_near_the_top():
     # Accuracies near 1 on a test set of 200: binomial, bounded, discrete.
     def make(rng, seeds):
@@ -95,6 +97,7 @@ def test_calibration_under_h0_bounded_near_the_top():
     assert rate["superior"] <= 0.05 and rate["inferior"] <= 0.05, rate
 
 
+@pytest.mark.slow  # 300 simulated comparisons: minutes on 2 cores
 def test_calibration_under_h0_near_degenerate():
     # Mostly identical predictions: the difference is 0 on most seeds and one sample on a few.
     def make(rng, seeds):
