@@ -110,6 +110,7 @@ class TrialRecord(Mapping):
         values.setdefault("metrics", {})
         values.setdefault("bench", [])
         values.setdefault("error", None)
+        values.setdefault("treatments", [])  # a hand-written or foreign record may leave it out
         record = cls(**values, extra={k: v for k, v in data.items() if k not in known})
         record._model_file_set = "model_file" in data
         return record
