@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -629,6 +630,10 @@ def torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def serve(
     model: Annotated[
@@ -655,7 +660,14 @@ def serve(
     params: Annotated[str | None, typer.Option(help="the architecture's parameters, as JSON")] = None,
     input_shape: Annotated[str | None, typer.Option(help="one example's shape, e.g. 40 or 1,40")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch threads")] = None,
-    executor: Annotated[str, typer.Option(help="local (uvicorn); ray: not built yet")] = "local",
+    executor: Annotated[
+        str, typer.Option(help="local (uvicorn, one process) or ray (a Ray Serve deployment)")
+    ] = "local",
+    replicas: Annotated[int, typer.Option(min=1, help="with --executor ray: model replicas")] = 1,
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --executor ray: a cluster to join (default: RAY_ADDRESS, else local)"),
+    ] = None,
 ) -> None:
     """Serve a model over HTTP with dynamic batching: GET /health, POST /predict, GET /metrics."""
     try:
@@ -666,8 +678,11 @@ def serve(
         ) from None
     if executor not in ("local", "ray"):
         raise _fail(f"--executor must be 'local' or 'ray'; got {executor!r}")
-    if executor == "ray":  # refused before any work: not built yet (README, "Not built yet")
-        raise _fail("--executor ray (Ray Serve deployment) is not built yet; serve with --executor local")
+    if executor == "ray":
+        try:
+            import ray.serve  # noqa: F401
+        except ImportError as e:
+            raise _fail(f"--executor ray needs Ray Serve: pip install 'ray[serve]' ({e})") from None
     try:
         parsed = json.loads(params) if params else None
         if parsed is not None and not isinstance(parsed, dict):
@@ -677,9 +692,15 @@ def serve(
             import torch
 
             torch.set_num_threads(threads)
-        servable = load_servable(
-            model, trial=trial, arch=arch, factory=factory, params=parsed, input_shape=shape
-        )
+        spec = {
+            "model": str(Path(model).resolve()) if Path(model).exists() else model,
+            "trial": trial,
+            "arch": arch,
+            "factory": factory,
+            "params": parsed,
+            "input_shape": shape,
+        }
+        servable = load_servable(**spec)  # also with Ray: a bad model fails here, before Ray starts
     except json.JSONDecodeError as e:
         raise _fail(f"--params is not JSON: {e}") from None
     except SlimlabError as e:
@@ -692,6 +713,19 @@ def serve(
     err_console.print(
         f"serving {servable.name} on http://{host}:{port} ({executor}); Ctrl-C stops", style="dim"
     )
+    if executor == "ray":
+        from slimlab.serve import ray_serve
+
+        ray_serve.start(host, port, address=address)
+        signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops Serve as Ctrl-C does: no orphan actors
+        app = ray_serve.application(spec, replicas=replicas, threads=threads, **options)
+        try:
+            ray_serve.deploy(app, blocking=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            ray_serve.stop()
+        return
     from slimlab.serve.server import serve_forever
 
     serve_forever(servable, host=host, port=port, **options)
