@@ -186,6 +186,10 @@ def _run_study(config_path: Path, out: Path | None, quick: bool) -> None:
         raise _fail(
             f"interrupted; finished cells are kept in {out}; run the same command to continue", 130
         ) from None
+    _print_claims(results, out)
+
+
+def _print_claims(results: dict, out: Path) -> None:
     for claim in results["study"]["claims"]:
         held = {True: "[green]held[/]", False: "[red]not held[/]", None: "n/a"}[claim["held"]]
         console.print(f"{held}  {claim['claim']}", highlight=False)
@@ -252,11 +256,34 @@ def demo(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written by `slimlab run`")]) -> None:
-    """Rebuild results.json and report.html from a run directory's store."""
+    """Rebuild results.json and report.html from a run directory's store (an experiment's or a study's)."""
+    from slimlab.studies import is_study_dir
+
     try:
-        _write_and_summarize(run_dir)
+        if is_study_dir(run_dir):
+            _rebuild_study(run_dir)
+        else:
+            _write_and_summarize(run_dir)
     except SlimlabError as e:
         raise _fail(str(e)) from None
+
+
+def _rebuild_study(run_dir: Path) -> None:
+    """A study's report from its finished cells; nothing is trained."""
+    from slimlab.analysis.studies import analyze_study
+    from slimlab.report.studies import write_study_outputs
+    from slimlab.studies import replay_study
+
+    study, records, asked = replay_study(run_dir)
+    results = analyze_study(study, records)
+    write_study_outputs(results, run_dir)
+    if study.study.seeds < asked:
+        console.print(
+            f"{study.study.seeds} of {asked} seeds have finished; the report covers those "
+            "(run the study's `slimlab run` command again to finish it)",
+            style="yellow",
+        )
+    _print_claims(results, run_dir)
 
 
 @app.command()
