@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from slimlab.serve.batcher import run_requests
+from slimlab.serve.model import Servable
 
 APP_NAME = "slimlab"
 
@@ -66,7 +67,7 @@ class RayBatcher:
 
 
 def application(
-    model: dict[str, Any],
+    model: dict[str, Any] | Callable[[], Servable],
     *,
     max_batch_size: int = 64,
     max_wait_ms: float = 2.0,
@@ -74,7 +75,8 @@ def application(
     replicas: int = 1,
     threads: int | None = None,
 ):
-    """A Ray Serve application; `model` holds `load_servable`'s arguments, evaluated on each replica."""
+    """A Ray Serve application. `model` holds `load_servable`'s arguments, or is a function that builds
+    the servable (cloudpickled); either is evaluated on each replica."""
     from ray import serve
 
     def build_app():
@@ -85,7 +87,7 @@ def application(
 
         if threads:
             torch.set_num_threads(threads)
-        servable = load_servable(**model)
+        servable = model() if callable(model) else load_servable(**model)
         return create_app(
             servable,
             max_batch_size=max_batch_size,
