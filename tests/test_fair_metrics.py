@@ -188,7 +188,9 @@ def test_compression_impact_holm_over_groups_and_variants():
     result = compression_impact(_trials(y, groups, "g3"), y, {"grp": groups}, baseline="dense", margin=0.02)
     rows = {r["group"]: r for r in result["rows"]}
     assert rows["g3"]["verdict"] == "inferior" and rows["g3"]["delta"] < -0.05
-    assert rows["tiny"]["verdict"] == "small_n"
+    # Issue 11's rule: a group too small for a verdict is inconclusive, with the reason, outside the family.
+    assert rows["tiny"]["small_n"] and rows["tiny"]["verdict"] == "inconclusive"
+    assert "small group" in rows["tiny"]["inconclusive_reason"] and rows["tiny"]["p_inferiority_holm"] is None
     assert rows["g3"]["seeds"] == [0, 1, 2, 3, 4]  # the failed trial is left out of the pairing
     family = [r for r in result["rows"] if not r["small_n"]]
     assert result["family_size"] == len(family) == 8
@@ -196,8 +198,11 @@ def test_compression_impact_holm_over_groups_and_variants():
         # The one rule (stats.verdict): a degenerate row has no p of its own, and counts with p = 1.
         assert all((r[key] is None) == bool(r["inconclusive_reason"]) for r in family)
         raw = [1.0 if r["inconclusive_reason"] else r[key] for r in family]
-        expected = multipletests(raw, method="holm")[1]
-        assert [r[f"{key}_holm"] for r in family] == pytest.approx(list(expected))
+        expected = [
+            None if r["inconclusive_reason"] else pytest.approx(p)
+            for r, p in zip(family, multipletests(raw, method="holm")[1], strict=True)
+        ]
+        assert [r[f"{key}_holm"] for r in family] == expected
     assert result["most_hurt"][0]["group"] == "g3"
     assert [g["group"] for g in inferior_groups(result, "pruned")] == ["g3"]
     # Holm makes the verdicts harder to earn than the per-group CI alone.

@@ -55,7 +55,7 @@ def test_section_is_strict_json_with_the_expected_parts():
     tiny = section["per_variant"]["pruned"]['lang" onload="x']["groups"]["tiny"]
     assert tiny["small_n"] and "tiny" not in section["per_variant"]["pruned"]['lang" onload="x']["ranked"]
     verdicts = {r["group"]: r["verdict"] for r in section["compression"]["rows"]}
-    assert verdicts["tiny"] == "small_n"
+    assert verdicts["tiny"] == "inconclusive"  # issue 11: a small group is inconclusive, with the reason
     assert section["cie"]["pruned"]["count"] > 0
     assert set(section["reliability"]["groups"]) == {"caste", 'lang" onload="x'}
     # Calibration from the stored probabilities: confidence is 0.8 everywhere, so ECE = |accuracy - 0.8|.
@@ -71,6 +71,25 @@ def test_hostile_group_names_are_escaped_in_the_fragment():
     assert "&amp; co" in html
     assert html.count("data:image/png;base64,") == 2  # one figure per attribute, drawn despite the $...$
     assert "ECE</th>" in html
+
+
+def test_every_inconclusive_group_says_why_and_every_rate_interval_is_a_rate():
+    # Issue 11 (checked for issue 10 on the fairness example): a tiny group is inconclusive with its reason,
+    # the report shows the reasons, and every per-group interval of a rate lies in [0, 1].
+    section = _section()
+    rows = section["compression"]["rows"]
+    assert all(r["verdict"] != "inconclusive" or r["inconclusive_reason"] or r["decided_by"] for r in rows)
+    tiny = [r for r in rows if r["group"] == "tiny"]
+    assert tiny and all(r["small_n"] and "small group: n = " in r["inconclusive_reason"] for r in tiny)
+    assert any("small group" in why for why in section["summary"]["inconclusive_reasons"])
+    html = render_fairness_html(section)
+    assert "Why verdicts are inconclusive" in html and "small group: n = " in html
+    for audits in section["per_variant"].values():
+        for audit in audits.values():
+            for metrics in audit["groups"].values():
+                for rate in ("accuracy", "error_rate", "tpr", "fpr", "selection_rate"):
+                    lo, hi = metrics[rate]["ci"]
+                    assert lo is None or 0 <= lo <= metrics[rate]["value"] <= hi <= 1
 
 
 def test_multiclass_section_with_the_class_as_a_group():

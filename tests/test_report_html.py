@@ -96,3 +96,14 @@ def test_the_headline_comes_before_every_table(tiny_report):
     _, html = tiny_report
     assert html.index('class="headline') < html.index("<table")
     assert "Recommended" in html[: html.index("<table")]
+
+
+def test_inconclusive_comparisons_say_why(tiny_report):
+    # Issue 11's rule, shown on the page (issue 10): a degenerate comparison (2 quick seeds) is inconclusive
+    # with its reason, and shows no p-value it cannot have.
+    _, html = tiny_report
+    table = html[: html.index("<h3>How each comparison was tested</h3>")]
+    assert "Inconclusive because the data cannot support a verdict" in table
+    assert "2 paired seeds; paired_t needs at least 3 for a verdict" in table
+    # The p column is the Holm-adjusted p that decided the verdict (issue 11: the table shows what it used).
+    assert "p (Holm) that decided" in table

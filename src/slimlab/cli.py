@@ -74,8 +74,9 @@ def print_summary(results: dict) -> None:
                 f"[{_pct(lo)}, {_pct(hi)}]",
                 _pct(c["delta"]) if c else "",
                 f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]" if c else "",
-                ("<0.001" if (c["p_adjusted"] or 1) < 1e-3 else f"{c['p_adjusted']:.3f}")
-                if c and c["p_adjusted"] is not None
+                # The Holm-adjusted p that decided the verdict (stats.verdict), not the two-sided one.
+                ("<0.001" if (c["p_decision"] or 1) < 1e-3 else f"{c['p_decision']:.3f}")
+                if c and c.get("p_decision") is not None
                 else "",
                 c["verdict"]
                 if c
@@ -367,7 +368,7 @@ def compare(
             f"{c['delta']:+.4f}",
             f"[{lo:+.4f}, {hi:+.4f}]" if lo is not None else "–",
             c["test"],
-            "–" if c["p_adjusted"] is None else f"{c['p_adjusted']:.4f}",
+            "–" if c.get("p_decision") is None else f"{c['p_decision']:.4f}",  # the p that decided
             c["verdict"],
         )
     console.print(table_out)

@@ -8,7 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from slimlab.analysis.view import RunView
-from slimlab.stats import mean_ci
+from slimlab.stats.intervals import mean_with_ci
 
 CLICK_METRICS = ("auroc", "log_loss", "normalized_entropy")
 STAGES = ("stage_embedding_ms", "stage_bottom_mlp_ms", "stage_interaction_top_mlp_ms", "stage_forward_ms")
@@ -26,8 +26,7 @@ def clicks_analysis(view: RunView, computed: dict[str, Any]) -> dict[str, Any]:
         for name in (*CLICK_METRICS, *STAGES):
             values = [float(t.metrics[name]) for t in trials if t.metrics.get(name) is not None]
             if values:
-                mean, ci = mean_ci(values, confidence)
-                row[name] = {"mean": mean, "ci": list(ci)}
+                row[name] = mean_with_ci(values, confidence)
         stages = [row.get(s, {}).get("mean") for s in STAGES[:3]]
         if all(v is not None for v in stages) and sum(stages) > 0:
             row["embedding_share"] = stages[0] / sum(stages)

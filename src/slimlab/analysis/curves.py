@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from slimlab.stats.intervals import mean_ci
+from slimlab.stats.intervals import geometric_mean_ci, mean_ci
 
 Bounds = tuple[float, float]
 PROPORTION: Bounds = (0.0, 1.0)  # errors, accuracies, dropped shares
@@ -44,13 +44,6 @@ def summarize(values: Sequence[float], bounds: Bounds = PROPORTION, confidence: 
 
 def geometric_summary(ratios: Sequence[float], confidence: float = 0.95) -> dict:
     """Geometric mean of positive ratios (speedups) with a t interval on the log ratios."""
-    logs = [math.log(r) for r in ratios if r is not None and r > 0 and math.isfinite(r)]
-    if not logs:
-        return {"mean": None, "ci": [None, None], "n": 0}
-    m, (lo, hi) = mean_ci(logs, confidence)
-    finite = math.isfinite(lo) and math.isfinite(hi)
-    return {
-        "mean": math.exp(m),
-        "ci": [math.exp(lo), math.exp(hi)] if finite else [None, None],
-        "n": len(logs),
-    }
+    mean, ci = geometric_mean_ci(ratios, confidence)
+    n = sum(1 for r in ratios if r is not None and r > 0 and math.isfinite(r))
+    return {"mean": mean, "ci": ci if None not in ci else [None, None], "n": n}

@@ -145,9 +145,15 @@ def _summary(section: dict) -> dict:
         v: {a: audit["worst_group"] for a, audit in audits.items()}
         for v, audits in section["per_variant"].items()
     }
+    # Why verdicts are inconclusive (degenerate data, small groups): the report says so beside the counts.
+    reasons: dict[str, int] = {}
+    for r in section["compression"]["rows"]:
+        if r.get("inconclusive_reason"):
+            reasons[r["inconclusive_reason"]] = reasons.get(r["inconclusive_reason"], 0) + 1
     return {
         "most_hurt": section["compression"]["most_hurt"][:5],
         "verdicts": verdicts,
+        "inconclusive_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
         "worst_groups": worst,
         "cie_rates": {v: c["rate"] for v, c in section["cie"].items()},
     }

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from slimlab.analysis.view import RunView
-from slimlab.stats import mean_ci, paired_comparison
+from slimlab.stats import paired_comparison
+from slimlab.stats.intervals import mean_with_ci
 
 
 def _arms(trials: list[dict]) -> dict[str, list[dict]]:
@@ -32,11 +33,6 @@ def _by_round(records: list[dict]) -> dict[int, list[tuple[int, dict]]]:
     return dict(sorted(rounds.items()))
 
 
-def _ci(values: list[float], confidence: float) -> dict[str, Any]:
-    mean, (lo, hi) = mean_ci(values, confidence)
-    return {"mean": mean, "ci": [lo, hi]}
-
-
 def lottery_table(trials: list[dict], confidence: float = 0.95) -> list[dict]:
     """One row per arm and round: remaining fraction, seeds, and mean test (and validation) accuracy with a
     Student-t CI over seeds."""
@@ -50,8 +46,8 @@ def lottery_table(trials: list[dict], confidence: float = 0.95) -> list[dict]:
                     "round": rnd,
                     "remaining_fraction": sum(r["remaining_fraction"] for _, r in entries) / len(entries),
                     "n_seeds": len(entries),
-                    "test_accuracy": _ci([r["test_accuracy"] for _, r in entries], confidence),
-                    "val_accuracy": _ci([r["val_accuracy"] for _, r in entries], confidence),
+                    "test_accuracy": mean_with_ci([r["test_accuracy"] for _, r in entries], confidence),
+                    "val_accuracy": mean_with_ci([r["val_accuracy"] for _, r in entries], confidence),
                 }
             )
     return rows
@@ -63,7 +59,7 @@ def dense_accuracy(trials: list[dict], confidence: float = 0.95) -> dict[str, An
     for records in _arms(trials).values():
         for rec in records:
             per_seed.setdefault(rec["seed"], rec["rounds"][0]["test_accuracy"])
-    return {"n_seeds": len(per_seed), **_ci(list(per_seed.values()), confidence)}
+    return {"n_seeds": len(per_seed), **mean_with_ci(list(per_seed.values()), confidence)}
 
 
 def ticket_limit(
@@ -93,6 +89,7 @@ def ticket_limit(
             [dense[seed] for seed, _ in entries],
             margin=margin,
             alpha=1 - confidence,
+            bounds=(-1.0, 1.0),  # a difference of accuracies
         )
         lo, hi = paired.ci
         rounds.append(

@@ -14,8 +14,9 @@ from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
 from slimlab.bench.stability import latency_flags, unstable_variants
 from slimlab.experiment.record import TrialRecord
-from slimlab.stats import compare_scores, mean_ci, rows_from_trials
+from slimlab.stats import compare_scores, rows_from_trials
 from slimlab.stats.bounded import bounded_mean_ci
+from slimlab.stats.intervals import geometric_mean_ci, mean_with_ci
 
 
 def latency_p50(trial: TrialRecord, batch_size: int, backend: str = "eager") -> float | None:
@@ -40,11 +41,7 @@ def geomean(values: Sequence[float | None]) -> float | None:
 def ratio_ci(ratios: list[float], alpha: float) -> tuple[float | None, list[float | None]]:
     """Geometric mean of paired ratios and its t interval, computed on the logs: a speedup is an estimate
     with its own uncertainty (timings of tiny models vary by 10% from trial to trial)."""
-    logs = [math.log(r) for r in ratios if r and r > 0 and math.isfinite(r)]
-    if not logs:
-        return None, [None, None]
-    m, (lo, hi) = mean_ci(logs, 1 - alpha)
-    return math.exp(m), [math.exp(lo) if lo == lo else None, math.exp(hi) if hi == hi else None]
+    return geometric_mean_ci(ratios, 1 - alpha)
 
 
 def _backends(trials: list[TrialRecord], latency_batch: int, throughput_batch: int) -> dict[str, dict]:
@@ -91,8 +88,7 @@ def summarize(
         )
         extra = {}
         if metric != "accuracy":  # the compared metric (e.g. a click model's AUC), with its interval
-            value, value_ci = mean_ci([t.metrics[metric] for t in ok if metric in t.metrics], 1 - alpha)
-            extra[metric] = {"mean": value, "ci": list(value_ci)}
+            extra[metric] = mean_with_ci([t.metrics[metric] for t in ok if metric in t.metrics], 1 - alpha)
         rows.append(
             {
                 "dataset": dataset,
@@ -132,7 +128,8 @@ def compare(
     rows = rows_from_trials([t.to_dict() for t in trials], metric)
     if not rows:
         return {"comparisons": [], "ranking": {}, "pitfalls": []}
-    out = compare_scores(rows, baseline, margin=margin, alpha=alpha, design="seeds")
+    bounds = (-1.0, 1.0) if metric == "accuracy" else None  # a difference of accuracies
+    out = compare_scores(rows, baseline, margin=margin, alpha=alpha, design="seeds", bounds=bounds)
     index = {(t.dataset, t.variant, t.seed): t for t in trials if t.status == "ok"}
     for c in out["comparisons"]:
         c["metric"] = metric

@@ -24,7 +24,8 @@ It is the rule of the experiment's own comparisons; the one-sided level alpha / 
 seeds, is inconclusive with its reason; a group so small that one row moves its accuracy by more than
 the margin is never non-inferior (`non_inferiority_unresolvable`). The per-group CI is over seeds on a
 fixed test set: it says how reliably compression changes the model on these samples, not how the group's
-population accuracy would change. That is why groups flagged small_n get no verdict at all.
+population accuracy would change. That is why groups flagged small_n get no verdict: they are
+inconclusive, with the reason, and outside the Holm family.
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ def compression_impact(
                     # differences that do not vary over seeds, or too few seeds, are inconclusive with the
                     # reason; a group so small that one row moves its accuracy by more than the margin can
                     # be shown worse (or better), but never "no worse than the margin".
-                    c = paired_comparison(a, b, margin, alpha, n_samples=n)
+                    c = paired_comparison(a, b, margin, alpha, n_samples=n, bounds=(-1.0, 1.0))
                     row.update(
                         delta=c.delta,
                         ci=[_nan_none(c.ci[0]), _nan_none(c.ci[1])],
@@ -286,7 +287,7 @@ def compression_impact(
                         non_inferiority_unresolvable=resolution_reason(n, margin),
                     )
                 rows.append(row)
-    _holm_verdicts(rows, alpha)
+    _holm_verdicts(rows, alpha, min_n, max_ci_width)
     hurt = sorted((r for r in rows if not r["small_n"] and r["delta"] is not None), key=lambda r: r["delta"])
     return {
         "baseline": baseline,
@@ -296,20 +297,40 @@ def compression_impact(
         "family_size": sum(1 for r in rows if not r["small_n"]),
         "rows": rows,
         "most_hurt": [
-            {k: r[k] for k in ("variant", "attribute", "group", "n", "delta", "ci", "verdict")}
+            {
+                k: r[k]
+                for k in (
+                    "variant",
+                    "attribute",
+                    "group",
+                    "n",
+                    "delta",
+                    "ci",
+                    "verdict",
+                    "inconclusive_reason",
+                )
+            }
             for r in hurt[:10]
         ],
     }
 
 
-def _holm_verdicts(rows: list[dict], alpha: float) -> None:
+def _holm_verdicts(rows: list[dict], alpha: float, min_n: int, max_ci_width: float | None) -> None:
     """The one verdict rule (stats.verdict.holm_verdicts) over the family of rows that are not small_n;
-    a small_n row gets the verdict "small_n" and no adjusted p-values."""
+    a small_n row is inconclusive, with the reason, outside the family (no adjusted p-values)."""
     holm_verdicts([r for r in rows if not r["small_n"]], alpha)
     for r in rows:
         if r["small_n"]:
+            why = (
+                f"fewer than {min_n}"
+                if r["n"] < min_n
+                else f"its accuracy interval is wider than {max_ci_width:.0%}"
+            )
             r.update({f"{key}_holm": None for key in FAMILIES})
-            r.update(verdict="small_n", decided_by=None, p_decision=None)
+            r["inconclusive_reason"] = (
+                f"small group: n = {r['n']} test rows, {why}; shown, never ranked, and given no verdict"
+            )
+            r.update(verdict="inconclusive", decided_by="small group", p_decision=None)
 
 
 def inferior_groups(impact: Mapping, variant: str) -> list[dict]:

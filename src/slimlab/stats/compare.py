@@ -27,7 +27,7 @@ from slimlab.stats.intervals import wilson_ci
 from slimlab.stats.paired import paired_comparison
 from slimlab.stats.power import power_info
 from slimlab.stats.ranking import average_ranks, rank_methods
-from slimlab.stats.verdict import holm, holm_verdicts
+from slimlab.stats.verdict import holm_family, holm_verdicts
 
 REQUIRED = ("method", "dataset", "score")
 RUN_COLUMNS = ("seed", "fold")
@@ -186,6 +186,7 @@ def compare_pair(
     run_column: str,
     power_target: float,
     seed: int,
+    bounds: tuple[float, float] | None = None,
 ) -> dict:
     """One variant against the baseline on one dataset. `variant` and `baseline` map run -> row."""
     runs = sorted(set(variant) & set(baseline), key=lambda r: (isinstance(r, str), r))
@@ -227,6 +228,8 @@ def compare_pair(
         test_train_ratio=test_train_ratio,
         seed=seed,
         unit=f"{run_column}s",
+        # The range of the oriented difference (variant - baseline, higher is better).
+        bounds=None if bounds is None else _orient(bounds, sign),
     )
     ci = _orient(result.ci, sign)
     reason = result.reason
@@ -319,6 +322,7 @@ def compare_scores(
     posthoc: str = "auto",
     power_target: float = 0.8,
     seed: int = 0,
+    bounds: tuple[float, float] | None = None,
 ) -> dict:
     """Compare every method with `baseline` on every dataset, rank the methods across datasets, and list
     the pitfalls. `table` is a CSV path or a list of dict rows (see the module docstring).
@@ -327,6 +331,7 @@ def compare_scores(
     design:   auto | per_sample | folds | seeds; auto reads it from the table (see choose_test).
     test:     auto, or a test name to override the choice (the reason records both).
     margin:   the non-inferiority and equivalence margin, in the score's units.
+    bounds:   the range of a difference of two scores, e.g. (-1, 1) for accuracies; CIs stay inside it.
     Returns {"baseline", "settings", "comparisons", "ranking", "pitfalls"}, JSON-able."""
     if isinstance(table, (str, Path)):
         rows = load_scores(table)
@@ -396,15 +401,19 @@ def compare_scores(
                     run_column=run_column,
                     power_target=power_target,
                     seed=seed,
+                    bounds=bounds,
                 )
             )
-    two_sided = [c["p_value"] if not c["inconclusive_reason"] else 1.0 for c in comparisons]
-    for c, p in zip(comparisons, holm(two_sided), strict=True):
+    # Degenerate comparisons count in the family with p = 1 and get no p-value, raw or adjusted (the data
+    # cannot give one: see inconclusive_reason).
+    degenerate = [bool(c["inconclusive_reason"]) for c in comparisons]
+    two_sided = holm_family([c["p_value"] for c in comparisons], degenerate)
+    for c, p, bad in zip(comparisons, two_sided, degenerate, strict=True):
         c["p_adjusted"] = p
         c["correction"] = "holm"
-        c["significant"] = bool(p < alpha) if not math.isnan(p) else False
-        if c["inconclusive_reason"]:
-            c["p_value"] = None  # the data cannot give one (see inconclusive_reason)
+        c["significant"] = p is not None and p < alpha
+        if bad:
+            c["p_value"] = None
     holm_verdicts(comparisons, alpha)
 
     pitfalls += _table_pitfalls(comparisons, unpaired, alpha)

@@ -30,6 +30,31 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, t
     return mean, (float(lo), float(hi))
 
 
+def mean_with_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float | list[float]]:
+    """{"mean", "ci": [lo, hi]} of `mean_ci`: the mean and interval over seeds as the analysis sections
+    store them (NaN where there is none; results.json writes it as null)."""
+    mean, (lo, hi) = mean_ci(values, confidence)
+    return {"mean": mean, "ci": [lo, hi]}
+
+
+def geometric_mean_ci(
+    ratios: Sequence[float | None], confidence: float = 0.95
+) -> tuple[float | None, list[float | None]]:
+    """The geometric mean of positive ratios (speedups, paired by seed) and its t interval, computed on the
+    log ratios and mapped back, so that it stays positive; ratios that are missing, not positive or not
+    finite are left out. (None, [None, None]) without ratios; an end is None where there is none (one
+    ratio) or where it does not fit a float."""
+    logs = [math.log(r) for r in ratios if r is not None and r > 0 and math.isfinite(r)]
+    if not logs:
+        return None, [None, None]
+    m, (lo, hi) = mean_ci(logs, confidence)
+
+    def back(v: float) -> float | None:
+        return math.exp(v) if math.isfinite(v) and v < 700 else None  # exp(710) overflows a float
+
+    return math.exp(m), [back(lo), back(hi)]
+
+
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     paired_with: Sequence[float] | np.ndarray | None = None,

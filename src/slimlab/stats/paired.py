@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from slimlab.stats.bounded import bounded_difference_ci
 from slimlab.stats.choose import run_test
 from slimlab.stats.degenerate import degenerate_reason, resolution_reason
 from slimlab.stats.intervals import no_spread
@@ -77,12 +78,14 @@ def paired_comparison(
     seed: int = 0,
     n_samples: int | None = None,
     unit: str = "seeds",
+    bounds: tuple[float, float] | None = None,
 ) -> PairedComparison:
     """`variant` and `baseline` are paired scores (or, for mcnemar_exact, per-sample 0/1 correctness);
     higher is better. Degenerate data (differences that do not vary, fewer runs than the test needs) give
     `inconclusive` with the reason and no p-values, never a certain verdict. With `n_samples` (the test
     samples behind each score), a margin finer than one sample can resolve blocks the non-inferior verdict
-    (it can still be shown superior or inferior)."""
+    (it can still be shown superior or inferior). `bounds` is the range of a difference (an accuracy
+    difference lies in [-1, 1]); the CI is kept inside it (stats.bounded.bounded_difference_ci)."""
     a, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores differ in length: {a.size} vs {b.size}")
@@ -107,6 +110,8 @@ def paired_comparison(
             for k, p in margin_pvalues(test, a, b, margin, alpha, test_train_ratio, seed).items()
         }
         verdict = decide(pvalues, alpha, bool(unresolvable))[0]
+    if bounds is not None:
+        ci = bounded_difference_ci(ci[0], ci[1], *bounds)
     return PairedComparison(
         test=result.test,
         n=result.n,

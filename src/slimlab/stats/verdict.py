@@ -11,10 +11,10 @@ CI gives, `verdict_from_ci`); else inconclusive. The verdict and the Holm correc
 disagree, and the table shows the adjusted p that decided (`p_decision`, `decided_by`).
 
 A degenerate comparison (`slimlab.stats.degenerate`) is `inconclusive`, with its reason; it stays in the
-families with p = 1, since it was tested. A comparison whose test set cannot resolve the margin
-(`non_inferiority_unresolvable`) can be shown superior or inferior but never non-inferior. McNemar's
-per-sample design keeps the verdict of its exact interval, Holm-adjusted by its two-sided p: a shifted
-margin has no meaning for 0/1 correctness.
+families with p = 1, since it was tested, and has no p-value of its own, raw or adjusted. A comparison
+whose test set cannot resolve the margin (`non_inferiority_unresolvable`) can be shown superior or
+inferior but never non-inferior. McNemar's per-sample design keeps the verdict of its exact interval,
+Holm-adjusted by its two-sided p: a shifted margin has no meaning for 0/1 correctness.
 """
 
 from __future__ import annotations
@@ -49,12 +49,13 @@ def holm(p_values: Sequence[float | None]) -> list[float]:
 
 def holm_family(p_values: Sequence[float | None], degenerate: Sequence[bool]) -> list[float | None]:
     """Holm over one family under the rule above: a degenerate member counts with p = 1 (it was looked
-    at, so it counts for the multiplicity, and it can pass no test); a member without a p (None or NaN) is
-    left out. Returns the adjusted p-values, None where there is none."""
-    values = [
-        1.0 if bad else (math.nan if p is None else p) for p, bad in zip(p_values, degenerate, strict=True)
-    ]
-    return [None if math.isnan(p) else p for p in holm(values)]
+    at, so it counts for the multiplicity, and it can pass no test) but gets no adjusted p of its own (the
+    data give it none); a member without a p (None or NaN) is left out. Returns the adjusted p-values,
+    None where there is none."""
+    pairs = list(zip(p_values, degenerate, strict=True))
+    values = [1.0 if bad else (math.nan if p is None else p) for p, bad in pairs]
+    adjusted = holm(values)
+    return [None if bad or math.isnan(p) else p for p, bad in zip(adjusted, degenerate, strict=True)]
 
 
 def verdict_from_ci(ci: tuple[float, float], margin: float) -> Verdict:
