@@ -258,7 +258,7 @@ def demo(
     console.print(f"demo: {time.perf_counter() - start:.0f} s", style="dim", highlight=False)
     for d in headline.get("datasets", []):
         if d.get("sentence"):
-            console.print(f"\n{d['sentence']}", style="bold", highlight=False, markup=False)
+            console.print(f"\n{d['sentence']}", style="bold", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -161,7 +161,7 @@ def headline(results: dict) -> dict:
         for d in datasets
     ]
     for d in per_dataset:
-        rec = recommendation(results, d["dataset"], [f for f in flags if f["dataset"] == d["dataset"]])
+        rec = recommendation(results, d["dataset"])
         if rec is None:
             continue
         # With a search, its accepted variant is the answer (ranked at its own batch size and deployment),
@@ -220,17 +220,8 @@ def headline_section(view, results: dict) -> dict:
 
 
 def _offline_p50(trial: dict, batch: int, backend: str, threads: int | None) -> float | None:
-    for r in trial.get("bench") or []:
-        if (
-            r.get("status") == "ok"
-            and r.get("scenario") == "offline"
-            and r.get("batch_size") == batch
-            and r.get("backend") == backend
-            and (threads is None or r.get("threads") == threads)
-            and (r.get("latency_ms") or {}).get("p50")
-        ):
-            return r["latency_ms"]["p50"]
-    return None
+    record = _offline_record(trial, batch, backend, threads)
+    return record["latency_ms"]["p50"] if record else None
 
 
 def _eager_threads(trials: list[dict]) -> int | None:
@@ -277,6 +268,48 @@ def best_one_step(by_variant: dict[str, dict[int, dict]], baseline: str, batch: 
                     "p50_by_seed": p50s,
                 }
     return best
+
+
+def _offline_record(trial: dict, batch: int, backend: str, threads: int | None) -> dict | None:
+    for r in trial.get("bench") or []:
+        if (
+            r.get("status") == "ok"
+            and r.get("scenario") == "offline"
+            and r.get("batch_size") == batch
+            and r.get("backend") == backend
+            and (threads is None or r.get("threads") == threads)
+            and (r.get("latency_ms") or {}).get("p50")
+        ):
+            return r
+    return None
+
+
+def cell_flags(
+    name: str, trials: dict[int, dict], batch: int, backend: str, threads: int | None
+) -> list[str]:
+    """Why the timings of one cell that the sentence uses are not stable enough to claim a speedup from:
+    the three signs of `bench.stability` (spread within a trial, disagreement between seeds, machine
+    load), applied to this cell's own offline records rather than to eager at the latency batch size."""
+    from slimlab.bench.stability import BETWEEN_RATIO, MAX_LOAD_PER_CPU, WITHIN_SPREAD
+
+    records = {s: _offline_record(t, batch, backend, threads) for s, t in trials.items()}
+    records = {s: r for s, r in records.items() if r}
+    out = []
+    spread = {s: r["latency_ms"].get("repeat_spread") for s, r in records.items()}
+    noisy = sorted(s for s, v in spread.items() if v is not None and v > WITHIN_SPREAD)
+    if noisy:
+        out.append(
+            f"{name}: repeated p50s within seed(s) {', '.join(map(str, noisy))} disagree by more than "
+            f"{WITHIN_SPREAD:.0%}"
+        )
+    p50s = [r["latency_ms"]["p50"] for r in records.values()]
+    if len(p50s) > 1 and max(p50s) > BETWEEN_RATIO * min(p50s):
+        out.append(f"{name}: per-seed p50s {max(p50s) / min(p50s):.1f}x apart")
+    loads = [(trials[s].get("machine_load") or {}).get("per_cpu") for s in records]
+    loaded = [v for v in loads if v is not None and v > MAX_LOAD_PER_CPU]
+    if loaded:
+        out.append(f"{name}: benchmarked under a load of {max(loaded):.2f} per CPU")
+    return out
 
 
 def _ratio(pairs: list[tuple[float | None, float | None]], alpha: float) -> dict:
@@ -385,7 +418,7 @@ def seeds_needed(
     return None
 
 
-def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | None:
+def recommendation(results: dict, dataset: str) -> dict | None:
     """The search's answer for `dataset` as numbers and one sentence (see above); None without a search."""
     search = (results.get("search") or {}).get(dataset)
     if not search:
@@ -400,12 +433,14 @@ def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | Non
             by_variant.setdefault(t["variant"], {})[t["seed"]] = t
     dense = by_variant.get(baseline, {})
     rows = {c["variant"]: c for c in search["candidates"]}
+    comparisons = {c["variant"]: c for c in results.get("comparisons", []) if c["dataset"] == dataset}
     family = [
         r["variant"]
         for r in search["candidates"]
         if r.get("screened_in") and r.get("faster_than_baseline") and r.get("p_noninferiority") is not None
     ]
-    verdicts = {c["variant"]: c["verdict"] for c in results.get("comparisons", []) if c["dataset"] == dataset}
+    # The decisive verdicts (an inconclusive one needs no seeds to stay inconclusive).
+    verdicts = {v: c["verdict"] for v, c in comparisons.items() if c["verdict"] != "inconclusive"}
     n_seeds = len(dense)
     needed = seeds_needed(
         results.get("trials", []),
@@ -418,8 +453,8 @@ def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | Non
         accepted=search.get("accepted"),
         verdicts=verdicts,
     )
-    seeds_words = f"{n_seeds} seeds" + (
-        f" (the verdicts needed {needed})" if needed else " (the verdicts changed with the last seed)"
+    seeds_words = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}" + (
+        f" (the verdicts needed {needed})" if needed and (verdicts or search.get("accepted")) else ""
     )
     out: dict = {
         "dataset": dataset,
@@ -431,22 +466,24 @@ def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | Non
     }
     accepted = search.get("accepted")
     if accepted is None:
-        reasons = []
+        reasons: dict[str, list[str]] = {}  # reason -> candidates, so that shared reasons are said once
         for r in search["candidates"]:
+            c = comparisons.get(r["variant"], {})
             if not r.get("screened_in"):
-                reasons.append(
-                    f"{r['variant']} was screened out on validation (change "
-                    f"{100 * (r.get('val_delta') or 0):+.1f} pts)"
-                )
+                reason = f"screened out on validation (change {100 * (r.get('val_delta') or 0):+.1f} pts)"
             elif not r.get("faster_than_baseline"):
-                reasons.append(f"{r['variant']} is not faster than {baseline}")
+                reason = f"not faster than {baseline}"
+            elif c.get("inconclusive_reason"):
+                reason = f"inconclusive: {c['inconclusive_reason']}"
             else:
                 p = r.get("p_noninferiority_holm")
-                reasons.append(
-                    f"{r['variant']} is not shown non-inferior after Holm"
-                    + (f" (p = {p:.3g})" if p is not None else "")
-                )
-        why = "; ".join(reasons) or "the search produced no candidate"
+                reason = "not shown non-inferior after Holm" + (f" (p = {p:.2g})" if p is not None else "")
+            reasons.setdefault(reason, []).append(r["variant"])
+        said = []
+        for reason, names in reasons.items():
+            everyone = len(names) == len(search["candidates"]) > 1
+            said.append(f"{f'all {len(names)} candidates' if everyone else ', '.join(names)} {reason}")
+        why = "; ".join(said) or "the search produced no candidate"
         out.update(recommended=None, why=why)
         out["sentence"] = (
             f"Nothing qualifies on {dataset}: no candidate of the search is both faster than {baseline} "
@@ -473,9 +510,19 @@ def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | Non
         and one_step["backend"] == deployment["backend"]
         and one_step["threads"] == deployment["threads"]
     )
-    involved = {accepted, baseline} | ({one_step["variant"]} if one_step else set())
-    flagged = sorted(involved & {f["variant"] for f in flags})
-    kinds = sorted({f["kind"] for f in flags if f["variant"] in involved})
+    # The issue-11 rule (no speed claim from unstable timings), applied to the cells the sentence uses.
+    unstable = cell_flags(accepted, trials, batch, *where) + cell_flags(
+        f"{baseline} eager", dense, batch, "eager", eager_threads
+    )
+    if one_step and not same_cell:
+        unstable += cell_flags(
+            f"{one_step['cell']}",
+            by_variant.get(one_step["variant"], {}),
+            batch,
+            one_step["backend"],
+            one_step["threads"],
+        )
+    flagged = unstable
     delta, ci = row.get("test_delta"), row.get("test_ci")
     p = row.get("p_noninferiority_holm")
     out.update(
@@ -498,7 +545,9 @@ def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | Non
     )
     alt = "the best one-step alternative (none measured)"
     if one_step:
-        same = ", this same model and deployment" if same_cell else ""
+        same = (
+            ": the same model and deployment, so the search adds the verdict, not speed" if same_cell else ""
+        )
         alt = (
             f"the best one-step alternative ({one_step['cell']}, "
             f"{_cell_words(one_step['backend'], one_step['threads'])}{same})"
@@ -514,8 +563,8 @@ def recommendation(results: dict, dataset: str, flags: list[dict]) -> dict | Non
     )
     if flagged:
         out["why"] = (
-            f"the latencies of {', '.join(flagged)} are flagged unstable ({'; '.join(kinds)}), so no speed "
-            "claim is made; re-measure on a quiet machine"
+            f"its timings are unstable ({'; '.join(flagged)}), so no speed claim is made; re-measure on a "
+            "quiet machine"
         )
         out["sentence"] = f"Nothing is recommended on {dataset} yet: {claim}, but {out['why']}."
     else:
