@@ -84,7 +84,15 @@ def _results(*, drop: float = 0.0, load: float = 0.2) -> dict:
         "comparisons"
     ]
     summary = [
-        {"dataset": "mnist1d", "variant": v, "accuracy": {"mean": 0.9}, "n_ok": 5, "latency_p50_ms": None}
+        {
+            "dataset": "mnist1d",
+            "variant": v,
+            "accuracy": {"mean": 0.9, "ci": [0.88, 0.92]},
+            "n_ok": 5,
+            "latency_p50_ms": None,
+            "params": 100,
+            "nonzero_params": 100,
+        }
         for v in ("dense", "search-s0-static_int8", "search-s0-static_int8-pt")
     ]
     results = {
@@ -253,3 +261,18 @@ def test_the_demo_config_separates_selection_from_the_verdict():
     assert d["recommended"] == "search-s0-static_int8"
     assert d["recommendation"]["search_family"] == ["search-s0-static_int8"]
     assert d["sentence"].startswith("Recommended on mnist1d: search-s0-static_int8 (per-channel static int8")
+
+
+def test_the_search_line_names_what_its_dense_speedup_is_over(capsys):
+    # With deploy backends, the search's speedup_vs_dense pairs the candidate with dense on its own fastest
+    # deployed cell (ORT fp32 here), not with dense fp32 eager, as the closing line used to say; and a
+    # reference backend that was not measured is left out rather than crashing the summary.
+    from slimlab.cli import print_summary
+
+    results = _results()
+    results["headline"] = headline(results)
+    print_summary(results)
+    out = " ".join(capsys.readouterr().out.split())  # the console folds long lines
+    line = out[out.index("search (mnist1d): accepted") :]
+    assert "faster than dense on its fastest deployment at batch 64" in line  # ORT dynamic int8 not measured
+    assert "dense fp32 eager" not in line
