@@ -241,7 +241,7 @@ def test_holm_matches_statsmodels_without_collecting_garbage(monkeypatch):
     assert math.isnan(mixed[1]) and mixed[0] == pytest.approx(0.02) and mixed[2] == pytest.approx(0.03)
 
 
-def test_the_demo_config_separates_selection_from_the_verdict():
+def test_the_search_selects_on_validation_and_decides_on_the_test_split():
     # The demo's search screens on validation (val_accuracy) and decides on the test split (the
     # comparisons' accuracy): a candidate worse on validation never reaches the test-split family.
     results = _results()
