@@ -1,6 +1,7 @@
 """End to end through the CLI, on a tiny experiment."""
 
 import json
+from html import escape as html_escape
 
 import pytest
 import torch
@@ -163,11 +164,21 @@ def test_pareto_front():
 
 
 def test_demo_quick(tmp_path, monkeypatch):
+    # The reduced demo path: the search beside the pitfall variants, ending with the headline's sentence.
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     result = CliRunner().invoke(app, ["demo", "--quick"])
     assert result.exit_code == 0, result.output + result.stderr
-    results = json.loads((tmp_path / "runs" / "quickstart" / "results.json").read_text())
+    results = json.loads((tmp_path / "runs" / "demo" / "results.json").read_text())
     variants = {t["variant"] for t in results["trials"]}
-    assert variants == {"dense", "prune50", "prune90", "int8", "prune90-int8"}
-    assert (tmp_path / "runs" / "quickstart" / "report.html").exists()
+    assert {"dense", "prune50", "prune90", "search-s0-static_int8", "search-s0-static_int8-pt"} <= variants
+    html = (tmp_path / "runs" / "demo" / "report.html").read_text()
+    d = results["headline"]["datasets"][0]
+    sentence = d["sentence"]
+    # The last thing printed is the sentence of results.json, and it is the report's headline.
+    assert result.output.strip().splitlines()[-1] == sentence
+    assert html.index(html_escape(sentence)) < html.index("<table")
+    # --quick has 2 seeds, fewer than the paired test needs: nothing qualifies, and the sentence says why.
+    assert results["search"]["mnist1d"]["accepted"] is None and d["recommended"] is None
+    assert sentence.startswith("Nothing qualifies on mnist1d")
+    assert "2 paired seeds; paired_t needs at least 3 for a verdict" in sentence

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
 
 from slimlab.stats.choose import run_test
 
@@ -38,12 +37,17 @@ DECIDES: dict[str, Verdict] = {
 
 
 def holm(p_values: Sequence[float | None]) -> list[float]:
-    """Holm-adjusted p-values (statsmodels). NaNs (and None) stay NaN and are left out of the family."""
+    """Holm-adjusted p-values, the same as statsmodels' `multipletests(method="holm")` (a test checks it):
+    the i-th smallest of m times (m - i), made monotone and capped at 1. NaNs (and None) stay NaN and are
+    left out of the family. Computed here because statsmodels calls `gc.collect()` on every Holm call,
+    which cost 0.3 s a call with torch loaded (7 s of a 20 s analysis)."""
     p = np.array([math.nan if v is None else v for v in p_values], dtype=float)
     out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+    ok = np.flatnonzero(~np.isnan(p))
+    if ok.size:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        scaled = p[order] * np.arange(ok.size, 0, -1)
+        out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return [float(v) for v in out]
 
 
