@@ -22,7 +22,7 @@ def with_variant(treatment):
         ({**BASE, "train": {"epochs": "many"}}, r"`train\.epochs`: Input should be a valid integer"),
         (
             {**BASE, "data": {"name": "cifar"}},
-            r"unknown dataset 'cifar'; known: adult, csv, digits, mnist1d, mnist1d_groups",
+            r"unknown dataset 'cifar'; known: adult, csv, digits, images, mnist1d, mnist1d_groups, npz",
         ),
         ({**BASE, "model": {"name": "resnet"}}, r"unknown model 'resnet'; known: cnn1d, mlp"),
         ({**BASE, "model": {"name": "mlp", "hiden": [3]}}, r"`hiden` is not a parameter of model 'mlp'"),

@@ -258,6 +258,6 @@ def test_bench_server_table_and_flat_keys_are_one_setting_with_one_id():
         ConfigError, match=r"unknown key `bench.server.budget`; known keys: latency_budget_ms"
     ):
         parse_experiment({**BASE, "bench": {"server": {"budget": 5}}})
-    with pytest.raises(ConfigError, match=r"known keys: .*server, latency_budget_ms"):
+    with pytest.raises(ConfigError, match=r"known keys: .*server, .*latency_budget_ms"):
         parse_experiment({**BASE, "bench": {"latency_budget": 5}})
     assert BenchConfig(latency_budget_ms=7.0).latency_budget_ms == 7.0  # the flat name still reads

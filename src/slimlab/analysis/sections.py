@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from slimlab.analysis import fairness, lottery, pitfalls, search, sensitivity, summary
+from slimlab.analysis import fairness, fidelity, lottery, pitfalls, search, sensitivity, summary
 from slimlab.analysis.view import RunView
 
 Compute = Callable[[RunView, dict[str, Any]], dict[str, Any]]
@@ -27,6 +27,7 @@ class Section:
 SECTIONS: list[Section] = [
     Section("summary", summary.summary_section, "per-variant summaries, paired comparisons, Pareto"),
     Section("pitfalls", pitfalls.pitfalls_section, "the data's checks, after the statistics' own"),
+    Section("fidelity", fidelity.fidelity_section, "treated variants' outputs against their dense parent"),
     Section("fairness", fairness.fairness_analysis, "per-group audits of datasets that define groups"),
     Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
     Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),

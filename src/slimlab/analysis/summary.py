@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from slimlab.analysis.metric import metric_comparisons, metric_summary, uses_metric_path
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
 from slimlab.experiment.record import TrialRecord
@@ -76,7 +77,9 @@ def summarize(
         by_key[(t.dataset, t.variant)].append(t)
     for (dataset, variant), group in by_key.items():
         ok = [t for t in group if t.status == "ok"]
-        accuracy, ci = mean_ci([t.metrics["accuracy"] for t in ok], 1 - alpha)
+        scores = [t.metrics["accuracy"] for t in ok if t.metrics.get("accuracy") is not None]
+        # A model without class labels (an encoder scored by fidelity, a regressor) has no accuracy.
+        accuracy, ci = mean_ci(scores, 1 - alpha) if scores else (None, (None, None))
         rows.append(
             {
                 "dataset": dataset,
@@ -134,13 +137,35 @@ def compare(
     return out
 
 
+def _quality(row: dict) -> float | None:
+    """The row's score, oriented so that higher is better: the experiment's metric where it has one."""
+    metric = row.get("metric")
+    if metric and metric.get("mean") is not None:
+        return metric["mean"] if metric["higher_is_better"] else -metric["mean"]
+    return row["accuracy"]["mean"]
+
+
+def _add_speedups(
+    comparisons: list[dict], trials: list[TrialRecord], latency_batch: int, alpha: float
+) -> None:
+    index = {(t.dataset, t.variant, t.seed): t for t in trials if t.status == "ok"}
+    for c in comparisons:
+        pairs = [
+            (index[(c["dataset"], c["variant"], s)], index[(c["dataset"], c["baseline"], s)])
+            for s in c["seeds"]
+        ]
+        latency = [(latency_p50(a, latency_batch), latency_p50(b, latency_batch)) for a, b in pairs]
+        c["speedup"], c["speedup_ci"] = ratio_ci([b / a for a, b in latency if a and b], alpha)
+        c["speedup_batch_size"] = latency_batch
+
+
 def pareto_front(rows: list[dict]) -> list[str]:
-    """Variants not dominated on (accuracy up, latency down): no other is at least as good on both and
+    """Variants not dominated on (score up, latency down): no other is at least as good on both and
     better on one."""
     points = [
-        (r["variant"], r["accuracy"]["mean"], r["latency_p50_ms"])
+        (r["variant"], _quality(r), r["latency_p50_ms"])
         for r in rows
-        if r["n_ok"] and r["latency_p50_ms"] is not None
+        if r["n_ok"] and r["latency_p50_ms"] is not None and _quality(r) is not None
     ]
     front = []
     for name, acc, lat in points:
@@ -158,19 +183,31 @@ def summary_section(view: RunView, results: dict) -> dict:
         throughput_batch=bench.throughput_batch_size,
         alpha=ev.alpha,
     )
+    config = view.config.to_dict()
+    metric_path = uses_metric_path(config)
+    if metric_path:
+        # The experiment's own metric (its direction and range), paired per test sample for a pretrained
+        # model; the accuracy table stays for classifiers.
+        by_metric = metric_summary(view.trial_dicts, config)
+        for row in summary:
+            row["metric"] = by_metric.get((row["dataset"], row["variant"]))
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in summary:
         by_dataset[row["dataset"]].append(row)
     pareto_by_dataset = {d: pareto_front(rows) for d, rows in by_dataset.items()}
-    stats = compare(
-        view.trials,
-        baseline=ev.baseline,
-        margin=ev.margin,
-        alpha=ev.alpha,
-        latency_batch=bench.latency_batch_size,
-        throughput_batch=bench.throughput_batch_size,
-    )
-    return {
+    if metric_path:
+        stats = {"comparisons": metric_comparisons(view.trial_dicts, config), "ranking": {}, "pitfalls": []}
+        _add_speedups(stats["comparisons"], view.trials, bench.latency_batch_size, ev.alpha)
+    else:
+        stats = compare(
+            view.trials,
+            baseline=ev.baseline,
+            margin=ev.margin,
+            alpha=ev.alpha,
+            latency_batch=bench.latency_batch_size,
+            throughput_batch=bench.throughput_batch_size,
+        )
+    out = {
         "summary": summary,
         "comparisons": stats["comparisons"],
         "ranking": stats["ranking"],
@@ -178,3 +215,6 @@ def summary_section(view: RunView, results: dict) -> dict:
         "pareto_by_dataset": pareto_by_dataset,
         "pitfalls": stats["pitfalls"],  # the statistics' own checks; the pitfalls section adds the data's
     }
+    if metric_path:
+        out["metric_path"] = True
+    return out

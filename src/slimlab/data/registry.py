@@ -28,6 +28,18 @@ def load_dataset(options: DataOptions, seed: int) -> Dataset:
     """The dataset named by `options`. The test split depends only on `options.split_seed` (so every trial
     is scored on the same test samples, which makes per-sample paired tests possible); the validation split
     held out of train depends only on the trial's `seed`."""
+    source = getattr(options, "source", None) or {}
+    if source.get("live"):
+        from slimlab.data.factory import build_dataset
+        from slimlab.live import live_data
+
+        return build_dataset(
+            options.name, live_data(source["live"]), options, seed, "data", {"source": "python"}
+        )
+    if getattr(options, "factory", None):
+        from slimlab.data.factory import load_factory
+
+        return load_factory(options, seed)
     return DATASETS.get(options.name, where="data.name")(options, seed)
 
 
@@ -225,3 +237,19 @@ def _mnist1d_groups(options: DataOptions, seed: int) -> Dataset:
         10,
         meta,
     )
+
+
+@DATASETS.register("npz")
+def _npz(options: DataOptions, seed: int) -> Dataset:
+    """A .npz file (data.path): x and y, or x_train, y_train, x_test, y_test (data/factory.py)."""
+    from slimlab.data.factory import load_npz
+
+    return load_npz(options, seed)
+
+
+@DATASETS.register("images")
+def _images(options: DataOptions, seed: int) -> Dataset:
+    """A folder with one subfolder of images per class (data.path; needs Pillow)."""
+    from slimlab.data.factory import load_images
+
+    return load_images(options, seed)
