@@ -34,7 +34,7 @@ def main() -> None:
     png = lottery_plot(summary, title=title, confidence=confidence)
     if png:
         out = args.png or args.run_dir / "lottery.png"
-        out.write_bytes(base64.b64decode(png))
+        out.write_bytes(base64.b64decode(png["png"]))
         print(f"\nfigure: {out}")
 
 

@@ -50,3 +50,22 @@ def tiny_toml(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_TOML)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tmp_path_factory):
+    """One quick tiny run benchmarked on eager and ONNX Runtime (whose int8 skip note the report shows),
+    with free text that must reach the page intact: (run directory, report.html text)."""
+    from typer.testing import CliRunner
+
+    from slimlab.cli import app
+
+    root = tmp_path_factory.mktemp("report")
+    toml = TINY_TOML.replace(
+        'description = "a tiny experiment for tests"', 'description = "the paper\'s check"'
+    )
+    toml = toml.replace("[bench]", '[bench]\nbackends = ["eager", "onnxruntime"]')
+    (root / "r.toml").write_text(toml)
+    result = CliRunner().invoke(app, ["run", str(root / "r.toml"), "--out", str(root / "out"), "--quick"])
+    assert result.exit_code == 0, result.output + result.stderr
+    return root / "out", (root / "out" / "report.html").read_text(encoding="utf-8")

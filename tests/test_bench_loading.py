@@ -225,4 +225,5 @@ def test_exported_onnx_files_do_not_outlive_prepare(tiny, tmp_path, monkeypatch)
     prepared = OnnxRuntimeBackend().prepare(model, torch.randn(2, 40))
     assert prepared.info["file"] is None and len(made) == 1 and not made[0].exists()
     kept = OnnxRuntimeBackend(workdir=tmp_path / "keep").prepare(model, torch.randn(2, 40))
-    assert (tmp_path / "keep" / "mlp.onnx").is_file() and kept.info["file"].endswith("mlp.onnx")
+    # A fixed file name: the model's name can be user text (a variant name), never part of a path.
+    assert (tmp_path / "keep" / "model.onnx").is_file() and kept.info["file"].endswith("model.onnx")

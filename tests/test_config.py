@@ -22,9 +22,10 @@ def with_variant(treatment):
         ({**BASE, "train": {"epochs": "many"}}, r"`train\.epochs`: Input should be a valid integer"),
         (
             {**BASE, "data": {"name": "cifar"}},
-            r"unknown dataset 'cifar'; known: adult, csv, digits, images, mnist1d, mnist1d_groups, npz",
+            r"unknown dataset 'cifar'; known: adult, click_log, clicks, csv, digits, "
+            r".*images, mnist1d, mnist1d_groups, .*npz",
         ),
-        ({**BASE, "model": {"name": "resnet"}}, r"unknown model 'resnet'; known: cnn1d, mlp"),
+        ({**BASE, "model": {"name": "resnet"}}, r"unknown model 'resnet'; known: cnn1d, dlrm, mlp"),
         ({**BASE, "model": {"name": "mlp", "hiden": [3]}}, r"`hiden` is not a parameter of model 'mlp'"),
         (with_variant({"kind": "foo"}), r"unknown treatment 'foo'; known: dynamic_int8, .*magnitude_prune"),
         (

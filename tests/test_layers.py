@@ -19,17 +19,17 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "plotting": set(),
     "registry": set(),
-    "identity": set(),
+    "identity": set(),  # Hparams: which config fields enter trial ids (pydantic only)
     "imports": set(),  # locating a user's `module:attr` (model, data, metric factories): a leaf
     "live": set(),  # the objects handed to slimlab.compress, read by the model and data factories
     "data": {"registry"},
     "models": {"registry", "data"},  # data.batches: inputs of any signature
     "stats": {"plotting"},
     "evaluate": {"data", "models", "stats", "plotting", "registry"},
-    "bench": {"data", "models", "evaluate", "stats", "plotting", "registry", "treatments"},
-    "train": {"data", "models"},
-    "treatments": {"data", "models", "train", "evaluate", "stats", "registry"},
-    "config": {"data", "models", "train", "treatments", "bench", "evaluate", "registry"},
+    "bench": {"data", "models", "evaluate", "stats", "plotting", "registry", "identity", "treatments"},
+    "train": {"data", "models", "identity"},
+    "treatments": {"data", "models", "train", "evaluate", "stats", "registry", "identity"},
+    "config": {"data", "models", "train", "treatments", "bench", "evaluate", "registry", "identity"},
     "experiment": {
         "config",
         "data",
@@ -41,8 +41,11 @@ ALLOWED: dict[str, set[str]] = {
         "bench",
         "registry",
     },
-    "analysis": {"config", "data", "evaluate", "stats", "bench", "experiment", "plotting"},
+    # A study (slimlab.studies) runs cells as `experiment` runs trials; analysis and report sit above it.
+    "studies": {"data", "models", "train", "treatments", "evaluate", "registry"},
+    "analysis": {"config", "data", "evaluate", "stats", "bench", "experiment", "plotting", "registry"},
     "report": {"analysis", "plotting", "bench"},
+    "serve": {"models", "bench", "experiment", "registry"},
     "cli": {"*"},
     "api": {"*"},  # slimlab.compress, the Python entry point: at the top, beside the CLI
     "__main__": {"cli"},

@@ -68,7 +68,7 @@ def test_ticket_limit_finds_where_each_arm_stops_matching():
 
 
 def test_plot_summary_and_markdown():
-    png = base64.b64decode(lottery_plot(lottery_summary(_records())))
+    png = base64.b64decode(lottery_plot(lottery_summary(_records()))["png"])
     assert png.startswith(b"\x89PNG")
     assert lottery_plot(lottery_summary([])) is None
     summary = lottery_summary(_records())

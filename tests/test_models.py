@@ -17,5 +17,5 @@ def test_mlp_is_configurable():
 
 
 def test_unknown_model():
-    with pytest.raises(UnknownNameError, match="unknown model 'vit'; known: cnn1d, mlp"):
+    with pytest.raises(UnknownNameError, match="unknown model 'vit'; known: cnn1d, dlrm, mlp"):
         build_model("vit", {}, (40,), 10)

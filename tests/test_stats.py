@@ -54,9 +54,17 @@ def test_verdicts(ci, verdict):
     assert verdict_from_ci(ci, margin=0.01) == verdict
 
 
-def test_zero_variance_differences():
-    same = paired_comparison([0.9, 0.8], [0.9, 0.8], margin=0.01)
-    assert same.p_value == 1.0 and same.ci == (0.0, 0.0) and same.verdict == "non-inferior"
+def test_zero_variance_differences_are_inconclusive_with_the_reason():
+    # Issue 11: zero-variance differences used to give certain verdicts (p = 0 or 1, CI [d, d]).
+    same = paired_comparison([0.9, 0.8, 0.7], [0.9, 0.8, 0.7], margin=0.01)
+    assert same.verdict == "inconclusive" and "do not vary" in same.reason
+    assert math.isnan(same.p_value) and math.isnan(same.ci[0])
+    # 1 point below on every seed with a 1-point margin: once "non-inferior, p < 0.001".
+    below = paired_comparison([0.89, 0.79, 0.69, 0.59], [0.90, 0.80, 0.70, 0.60], margin=0.01)
+    assert below.verdict == "inconclusive" and math.isnan(below.p_noninferiority)
+    # "superior" with CI [6.0, 6.0] from 2 seeds
+    two = paired_comparison([0.96, 0.86], [0.90, 0.80], margin=0.01)
+    assert two.verdict == "inconclusive" and two.reason
 
 
 def test_mismatched_lengths():

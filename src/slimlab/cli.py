@@ -39,10 +39,12 @@ _pct_points = _pct
 
 
 def _speedup(c: dict | None) -> str:
+    from slimlab.analysis.headline import speedup_interval
+
     if not c or not c.get("speedup"):
         return ""
-    lo, hi = c.get("speedup_ci") or (None, None)
-    return f"{c['speedup']:.2f}x" + (f" [{lo:.2f}, {hi:.2f}]" if lo and hi else "")
+    interval, _ = speedup_interval(c)  # none from too few seeds or timings that disagree too much
+    return f"{c['speedup']:.2f}x" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else " [no CI]")
 
 
 def _num4(value) -> str:
@@ -88,7 +90,13 @@ def print_summary(results: dict) -> None:
                 ("<0.001" if (c["p_adjusted"] or 1) < 1e-3 else f"{c['p_adjusted']:.3f}")
                 if c and c["p_adjusted"] is not None
                 else "",
-                c["verdict"] if c else "baseline",
+                c["verdict"]
+                if c
+                else (
+                    "baseline"
+                    if r["variant"] == results["experiment"]["config"]["evaluate"]["baseline"]
+                    else "no verdict (failed)"
+                ),
                 f"{r['latency_p50_ms']:.4f}" if r["latency_p50_ms"] is not None else "–",
                 _speedup(c),
                 f"{r['nonzero_params'] / r['params']:.0%}" if r["params"] else "–",
@@ -98,8 +106,12 @@ def print_summary(results: dict) -> None:
     if metric_path:
         units = sorted({c.get("interval_unit", "seeds") for c in results["comparisons"]})
         console.print(f"intervals of the verdicts are over: {', '.join(units) or 'seeds'}", style="dim")
-    for flag in results.get("headline_flags", []):
-        console.print(f"fidelity warning: {flag['detail']}", style="bold red", highlight=False)
+    if results.get("headline"):
+        from slimlab.analysis.headline import headline_lines
+
+        for line in headline_lines(results["headline"]):
+            style = "bold red" if line.startswith("fail:") else ("yellow" if ":" in line[:6] else "bold")
+            console.print(line, style=style, highlight=False, markup=False)
     for dataset, search in (results.get("search") or {}).items():
         accepted = next((c for c in search["candidates"] if c["variant"] == search["accepted"]), None)
         if not accepted:
@@ -128,14 +140,19 @@ def _run(
     from slimlab.config import load_experiment
     from slimlab.experiment import run_experiment
     from slimlab.experiment.executors import make_executor
+    from slimlab.experiment.outdir import writable_dir
     from slimlab.experiment.progress import RichProgress
+    from slimlab.studies import is_study
 
+    if is_study(config_path):
+        _run_study(config_path, out, quick)
+        return
     try:
         runner = make_executor(executor, workers, address)
         config = load_experiment(config_path)
         if quick:
             config = config.quick()
-        out = out or Path("runs") / config.name
+        out = writable_dir(out or Path("runs") / config.name)
         trials = run_experiment(
             config, out, RichProgress(console), retry_failed=retry_failed, executor=runner
         )
@@ -145,7 +162,10 @@ def _run(
         raise _fail(
             f"interrupted; finished trials are kept in {out}; run the same command to continue", 130
         ) from None
-    _write_and_summarize(out)
+    try:
+        _write_and_summarize(out)
+    except SlimlabError as e:
+        raise _fail(f"{e} (the finished trials are kept in {out})") from None
     failed = [t for t in trials if t["status"] != "ok"]
     if failed:
         for t in failed:
@@ -161,16 +181,48 @@ def _run(
         )
 
 
+def _run_study(config_path: Path, out: Path | None, quick: bool) -> None:
+    """A study file (`kind = "study"`): its own runner, results.json and report (slimlab.studies)."""
+    from slimlab.analysis.studies import analyze_study
+    from slimlab.report.studies import write_study_outputs
+    from slimlab.studies import load_study, run_study
+
+    try:
+        study = load_study(config_path)
+        if quick:
+            study = study.quick()
+        out = out or Path("runs") / study.name
+        with console.status(f"study {study.name}") as status:
+            records = run_study(study, out, progress=lambda text: status.update(text))
+        results = analyze_study(study, records)
+        write_study_outputs(results, out)
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    except KeyboardInterrupt:
+        raise _fail(
+            f"interrupted; finished cells are kept in {out}; run the same command to continue", 130
+        ) from None
+    for claim in results["study"]["claims"]:
+        held = {True: "[green]held[/]", False: "[red]not held[/]", None: "n/a"}[claim["held"]]
+        console.print(f"{held}  {claim['claim']}", highlight=False)
+        console.print(f"      {claim['detail']}", style="dim", highlight=False, markup=False)
+    console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
+
+
 def _write_and_summarize(run_dir: Path) -> None:
     from slimlab.analysis import analyze
     from slimlab.experiment import load_run
+    from slimlab.experiment.outdir import describe_write_error
     from slimlab.report import write_outputs
 
     config, env, trials = load_run(run_dir)
     if config is None:
         raise _fail(f"{run_dir}: the store holds no experiment yet")
     analysis = analyze(config, trials, env)
-    results_path, report_path = write_outputs(analysis, run_dir)
+    try:
+        results_path, report_path = write_outputs(analysis, run_dir)
+    except OSError as e:
+        raise SlimlabError(describe_write_error(run_dir, e)) from None
     print_summary(analysis.results)
     console.print(f"results: {results_path}\nreport:  {report_path}")
     if config.tracking.mlflow:
@@ -246,11 +298,13 @@ def compare(
     a ranking with a critical-difference diagram, and the pitfall checks."""
     import base64
 
+    from slimlab.experiment.outdir import writable_dir
     from slimlab.report.compare_report import cd_png, render_compare_report
     from slimlab.report.writer import write_json_and_html
     from slimlab.stats import compare_scores, rows_from_trials
 
     try:
+        writable_dir(out)
         table: Path | list[dict] = scores
         if scores.suffix == ".json":
             if not scores.is_file():
@@ -281,12 +335,15 @@ def compare(
             + ", ".join(f"{m} {ranking['average_ranks'][m]:.2f}" for m in ranking["order"]),
             highlight=False,
         )
-    if "friedman_p" in ranking:
+    # With two methods (the commonest case) the Friedman test is undefined: its p-value is None.
+    if ranking.get("friedman_p") is not None:
         console.print(
             f"Friedman p = {ranking['friedman_p']:.4g}"
-            + (f", critical difference {ranking['cd']:.2f}" if "cd" in ranking else ""),
+            + (f", critical difference {ranking['cd']:.2f}" if ranking.get("cd") is not None else ""),
             highlight=False,
         )
+    if ranking.get("note"):
+        console.print(f"ranking: {ranking['note']}", highlight=False, markup=False)
     table_out = Table(title=f"compared with {result['baseline']}", title_justify="left")
     for col in ("dataset", "method", "n", "delta", "CI", "test", "p (Holm)", "verdict"):
         table_out.add_column(col)
@@ -327,7 +384,7 @@ def list_trials(
     from slimlab.experiment import Store
 
     try:
-        with Store.open_existing(run_dir) as store:
+        with Store.open_existing(run_dir, read_only=True) as store:
             trials = store.trials(predictions=False)
     except SlimlabError as e:
         raise _fail(str(e)) from None
@@ -383,7 +440,7 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
     from slimlab.data import load_dataset
     from slimlab.experiment import Store
 
-    with Store.open_existing(run_dir) as store:
+    with Store.open_existing(run_dir, read_only=True) as store:
         trials = store.trials(predictions=False)
     parts = trial.split("/")
     matches = [
@@ -410,7 +467,7 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
         from slimlab.experiment import load_run
 
         config, _, _ = load_run(run_dir)
-        data_config = next(d for d in config.data if d.name == found["dataset"])
+        data_config = next(d for d in config.data if d.label == found["dataset"])
         data = load_dataset(data_config, found["seed"])
         validation = (data.val.x, data.val.y)
     return loaded, validation
@@ -423,6 +480,17 @@ def _bench_input(model: str, dataset: str, input_shape: str | None, arch: str | 
     from slimlab.models import MODELS
 
     path = Path(model)
+    if path.is_dir():
+        from slimlab.experiment.store import STORE_FILE
+
+        if (path / STORE_FILE).is_file():
+            raise SlimlabError(
+                f"{path}: is a run directory; pass --trial VARIANT/SEED to benchmark one of its saved models"
+            )
+        raise DataFileError(
+            f"{path}: is a folder; expected a model file (.onnx, .pt2, .pt with --arch) or a reference "
+            "model name"
+        )
     shape: tuple[int, ...] | None = None
     if input_shape:
         shape = tuple(_csv(input_shape, "--input-shape", int))
@@ -455,7 +523,8 @@ def print_bench(records: list[dict]) -> None:
 
     for r in records:
         if r["status"] != "ok":
-            table.add_row(r["backend"], *[""] * (len(cols) - 2), f"skipped: {r['reason']}")
+            where = [r.get("scenario") or "", "" if r.get("batch_size") is None else str(r["batch_size"])]
+            table.add_row(r["backend"], *where, *[""] * (len(cols) - 4), f"skipped: {r['reason']}")
             continue
         lat, share = r["latency_ms"], (r.get("roofline") or {}).get("peak_share")
         note = ""
@@ -640,3 +709,71 @@ def torch_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="a .onnx/.pt2 file, a .pt/.safetensors state dict (+ --arch or --factory), "
+            "a run directory (+ --trial), or a reference model name (random weights)"
+        ),
+    ],
+    trial: Annotated[
+        str | None, typer.Option(help="with a run directory: VARIANT/SEED or a trial id")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="address to bind; other than 127.0.0.1 exposes the model")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="most examples per model call")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(min=0, help="how long a batch waits to fill")] = 2.0,
+    max_body_bytes: Annotated[int, typer.Option(min=1024, help="larger request bodies get 413")] = 8 * 2**20,
+    arch: Annotated[
+        str | None, typer.Option(help="reference architecture of a state dict (e.g. dlrm)")
+    ] = None,
+    factory: Annotated[str | None, typer.Option(help="your own architecture, as module:function")] = None,
+    params: Annotated[str | None, typer.Option(help="the architecture's parameters, as JSON")] = None,
+    input_shape: Annotated[str | None, typer.Option(help="one example's shape, e.g. 40 or 1,40")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch threads")] = None,
+    executor: Annotated[str, typer.Option(help="local (uvicorn); ray: not built yet")] = "local",
+) -> None:
+    """Serve a model over HTTP with dynamic batching: GET /health, POST /predict, GET /metrics."""
+    try:
+        from slimlab.serve import load_servable
+    except ImportError as e:  # the serve extra is not installed
+        raise _fail(
+            f"serving needs FastAPI, uvicorn and prometheus-client: pip install 'slimlab[serve]' ({e})"
+        ) from None
+    if executor not in ("local", "ray"):
+        raise _fail(f"--executor must be 'local' or 'ray'; got {executor!r}")
+    if executor == "ray":  # refused before any work: not built yet (README, "Not built yet")
+        raise _fail("--executor ray (Ray Serve deployment) is not built yet; serve with --executor local")
+    try:
+        parsed = json.loads(params) if params else None
+        if parsed is not None and not isinstance(parsed, dict):
+            raise SlimlabError("--params must be a JSON object")
+        shape = tuple(_csv(input_shape, "--input-shape", int)) if input_shape else None
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        servable = load_servable(
+            model, trial=trial, arch=arch, factory=factory, params=parsed, input_shape=shape
+        )
+    except json.JSONDecodeError as e:
+        raise _fail(f"--params is not JSON: {e}") from None
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err_console.print(
+            f"warning: binding {host}: the model is reachable from other machines", style="yellow"
+        )
+    options = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms, "max_body_bytes": max_body_bytes}
+    err_console.print(
+        f"serving {servable.name} on http://{host}:{port} ({executor}); Ctrl-C stops", style="dim"
+    )
+    from slimlab.serve.server import serve_forever
+
+    serve_forever(servable, host=host, port=port, **options)

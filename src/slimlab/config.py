@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 
 from slimlab.bench.config import BackendName, BenchConfig
 from slimlab.data import DATASETS
+from slimlab.data.clicks import ClickLogOptions
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.identity import Hparams
 from slimlab.models import MODELS
@@ -89,6 +90,23 @@ class DataConfig(Hparams):
     params: dict[str, Any] = Field(default_factory=dict, description="the factory's keyword arguments")
     transform: str | None = Field(default=None, description="'module:function' mapping a batch to inputs")
     image_size: list[int] | None = Field(default=None, description="images: resize to [height, width]")
+    # Click logs (name = "clicks", synthetic; "click_log", a user's file with dense and sparse columns).
+    clicks: ClickLogOptions | None = Field(
+        default=None, description="tables, bag size, columns of a click log"
+    )
+    train_size: int | None = Field(
+        default=None,
+        gt=0,
+        description="keep only this many labelled training examples (validation comes out of them), "
+        "chosen by the trial seed; a learning curve sweeps it",
+    )
+
+    @property
+    def label(self) -> str:
+        """The dataset's name in records and reports: `mnist1d[n=50]` with a train_size."""
+        from slimlab.data.limited import limited_label
+
+        return limited_label(self.name, self.train_size)
 
     @field_validator("name")
     @classmethod
@@ -118,6 +136,10 @@ class DataConfig(Hparams):
             object.__setattr__(self, "source", source)
             if source.get("path"):
                 object.__setattr__(self, "path", source["path"])
+        if self.name == "click_log" and (not self.path or not self.target):
+            raise _custom(
+                "dataset 'click_log' needs `data.path` (the file) and `data.target` (the click column)"
+            )
         return self
 
 
@@ -183,6 +205,11 @@ class ModelConfig(BaseModel):
         return dict(self.model_extra or {})
 
     @property
+    def origin(self) -> str | None:
+        """The kind of a model from anywhere ("factory", "hf" or "onnx"); None for a registered model."""
+        return next((k for k in ("factory", "hf", "onnx") if getattr(self, k) is not None), None)
+
+    @property
     def factory_params(self) -> dict[str, Any]:
         """The keyword arguments of `factory` ([model.params])."""
         return dict(self.params.get("params") or {})
@@ -206,11 +233,30 @@ class ModelConfig(BaseModel):
         return out
 
 
+# Variant names appear in tables, file listings and logs; they are never used as paths, but a name that
+# could be one ("../x", "a/b") or that holds markup or control characters is refused at the boundary.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$"
+NAME_RULE = "letters, digits and _ . + = - (starting with a letter or digit), at most 100 characters"
+
+
 class VariantConfig(Section):
     name: str = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if len(name) > 100 or not re.fullmatch(NAME_PATTERN, name):
+            raise _custom(f"must be {NAME_RULE}; got {name!r}")
+        return name
+
     treatments: list[TreatmentConfig] = Field(default_factory=list)
     min_cosine: float | None = Field(
         default=None, ge=-1, le=1, description="fidelity threshold; default: evaluate.min_cosine"
+    )
+    train: dict[str, Any] | None = Field(
+        default=None,
+        description="a training recipe of its own (keys of [train], e.g. augment or transfer): the "
+        "variant trains its own model instead of treating the shared dense parent",
     )
 
     @field_validator("treatments", mode="before")
@@ -385,6 +431,22 @@ class SearchConfig(Section):
         return out
 
 
+class LearningCurveConfig(Section):
+    """A learning curve: every `[data]` entry is run at each training-set size, and the report draws
+    accuracy against n per variant (recipe), with each recipe's data multiplier against `baseline`."""
+
+    sizes: list[int] = Field(min_length=2, description="numbers of labelled training examples")
+    baseline: str | None = Field(default=None, description="the scratch recipe; default: evaluate.baseline")
+    bootstrap: int = Field(default=2000, ge=100, description="resamples of seeds for the multiplier's CI")
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, sizes: list[int]) -> list[int]:
+        if any(n <= 0 for n in sizes) or len(set(sizes)) != len(sizes):
+            raise _custom(f"must be distinct positive numbers of examples; got {sizes}")
+        return sorted(sizes)
+
+
 class ExperimentConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
     description: str = ""
@@ -396,6 +458,7 @@ class ExperimentConfig(Section):
     bench: BenchConfig = Field(default_factory=BenchConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     search: SearchConfig | None = None
+    learning_curve: LearningCurveConfig | None = None
 
     @field_validator("data", mode="before")
     @classmethod
@@ -410,16 +473,50 @@ class ExperimentConfig(Section):
             present = {v.name for v in self.variants}
             extra = [v for v in self.search.candidates() if v.name not in present]
             object.__setattr__(self, "variants", [*self.variants, *extra])
+        if self.learning_curve is not None:
+            # One data entry per size; idempotent (entries that have a size are kept as they are).
+            data = [
+                d.model_copy(update={"train_size": n})
+                for d in self.data
+                for n in ([d.train_size] if d.train_size is not None else self.learning_curve.sizes)
+            ]
+            object.__setattr__(self, "data", data)
+        labels = [d.label for d in self.data]
+        repeated = sorted({n for n in labels if labels.count(n) > 1})
+        if repeated:
+            raise _custom(f"data entries must differ in name or train_size; repeated: {', '.join(repeated)}")
+        for i, v in enumerate(self.variants):
+            if v.train is not None:
+                try:
+                    self.train_for(v)
+                except ValidationError as e:
+                    message = describe_validation_error(e, "x").removeprefix("x: ")
+                    raise _custom(f"`variants[{i}].train`: {message}") from None
         names = [v.name for v in self.variants]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise _custom(f"variant names must be unique; repeated: {', '.join(duplicates)}")
+        for data in self.data if self.model.origin is None else []:
+            problem = check_against_data(self.model.name, self.model.params, data.name, data.clicks)
+            if problem:
+                raise _custom(problem)
         if self.evaluate.baseline not in names:
             raise _custom(
                 f"`evaluate.baseline` is {self.evaluate.baseline!r}, which is not a variant; "
                 f"variants: {', '.join(names)}"
             )
+        if self.learning_curve and self.learning_curve.baseline not in (None, *names):
+            raise _custom(
+                f"`learning_curve.baseline` is {self.learning_curve.baseline!r}, which is not a variant; "
+                f"variants: {', '.join(names)}"
+            )
         return self
+
+    def train_for(self, variant: VariantConfig) -> TrainConfig:
+        """The variant's training recipe: [train], updated by the variant's own `train` table."""
+        if variant.train is None:
+            return self.train
+        return TrainConfig.model_validate({**self.train.model_dump(mode="json"), **variant.train})
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config, treatments in their tagged form. Every default is filled in, except in the
@@ -432,9 +529,12 @@ class ExperimentConfig(Section):
                 "name": v.name,
                 "treatments": [t.to_dict() for t in v.treatments],
                 **({"min_cosine": v.min_cosine} if v.min_cosine is not None else {}),
+                **({"train": v.train} if v.train is not None else {}),
             }
             for v in self.variants
         ]
+        if out.get("learning_curve") is None:
+            out.pop("learning_curve", None)
         return out
 
     def quick(self) -> ExperimentConfig:
@@ -444,17 +544,47 @@ class ExperimentConfig(Section):
             update={
                 "data": [
                     d.model_copy(update={"num_samples": min(d.num_samples or QUICK_SAMPLES, QUICK_SAMPLES)})
-                    for d in self.data
+                    for d in _quick_sizes(self.data)
                 ],
-                "train": self.train.model_copy(update={"epochs": min(self.train.epochs, QUICK_EPOCHS)}),
+                "train": self.train.model_copy(
+                    update={"epochs": min(self.train.epochs, QUICK_EPOCHS), "min_steps": None}
+                ),
                 "variants": [
-                    v.model_copy(update={"treatments": [t.quick() for t in v.treatments]})
+                    v.model_copy(
+                        update={
+                            "treatments": [t.quick() for t in v.treatments],
+                            "train": _quick_train(v.train),
+                        }
+                    )
                     for v in self.variants
                 ],
                 "evaluate": self.evaluate.model_copy(update={"seeds": seeds}),
                 "bench": self.bench.quick(),
             }
         )
+
+
+def _quick_sizes(data: list[DataConfig]) -> list[DataConfig]:
+    """Under --quick a data set has at most QUICK_SAMPLES samples: learning-curve sizes that would not fit
+    are dropped (the smallest is always kept)."""
+    sized = sorted((d for d in data if d.train_size is not None), key=lambda d: d.train_size or 0)
+    fits = [d for d in sized if (d.train_size or 0) <= QUICK_SAMPLES // 2]
+    keep = {id(d) for d in (fits or sized[:1])}
+    return [d for d in data if d.train_size is None or id(d) in keep]
+
+
+def _quick_train(train: dict[str, Any] | None) -> dict[str, Any] | None:
+    if train is None:
+        return None
+    out = {k: v for k, v in train.items() if k != "min_steps"}
+    if "epochs" in out:
+        out["epochs"] = min(out["epochs"], QUICK_EPOCHS)
+    if isinstance(out.get("transfer"), dict):
+        transfer = dict(out["transfer"])
+        if transfer.get("pretrain_epochs"):
+            transfer["pretrain_epochs"] = min(transfer["pretrain_epochs"], QUICK_EPOCHS)
+        out["transfer"] = transfer
+    return out
 
 
 # --- loading and error messages ---------------------------------------------------------------------------
@@ -525,3 +655,25 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
     return parse_experiment(raw, source=path.name, base_dir=path.resolve().parent)
+
+
+def check_against_data(model_name: str, params: dict, data_name: str, clicks) -> str | None:
+    """Why a DLRM's tables do not fit the synthetic click log it is trained on, or None. (A user's file is
+    checked when it is read: its table sizes come from the file.)"""
+    if model_name != "dlrm" or data_name != "clicks":
+        return None
+    from slimlab.data.clicks import ClickLogOptions
+    from slimlab.models.dlrm import DLRMParams
+
+    model = DLRMParams(**params)
+    data = clicks or ClickLogOptions()
+    pairs = [
+        ("num_dense", model.num_dense, data.num_dense),
+        ("table_rows", model.table_rows, data.table_rows()),
+        ("bag_size", model.bag_size, data.bag_size),
+    ]
+    for name, mine, theirs in pairs:
+        if mine != theirs:
+            data_name_of = {"num_dense": "num_dense", "table_rows": "tables", "bag_size": "bag_size"}[name]
+            return f"`model.{name}` is {mine} but `data.clicks.{data_name_of}` is {theirs}; they must agree"
+    return None

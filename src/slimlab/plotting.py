@@ -1,13 +1,18 @@
 """Plot helpers below every layer: one way to turn a matplotlib Figure into a base64 PNG for the
-self-contained HTML reports, and the critical-difference diagram (drawn from `rank_methods`' plain dict,
-so that `slimlab.report` draws it without importing `slimlab.stats`)."""
+self-contained HTML reports, the hover layer (the plotted points as data next to the image, placed in
+percent of its size, so that the report shows each point's values on hover: CSS only, works offline), and
+the critical-difference diagram (drawn from `rank_methods`' plain dict, so that `slimlab.report` draws it
+without importing `slimlab.stats`)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import math
+from dataclasses import dataclass
 
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 
@@ -57,3 +62,36 @@ def cd_diagram(ranking: dict, title: str | None = None) -> Figure:
     )
     ax.set_title(title or default, fontsize=9)
     return fig
+
+
+@dataclass(frozen=True)
+class HoverPoint:
+    axes: Axes
+    x: float
+    y: float
+    tip: str  # plain text; the template escapes it
+
+
+def png_with_points(fig: Figure, points: list[HoverPoint], dpi: int = 110) -> dict:
+    """{"png": base64 PNG, "points": [{"left", "top", "tip"}]}, left/top in percent of the image. The figure
+    is saved whole (no tight bounding box, which would crop it by an amount unknown here), so the data
+    coordinates map to image coordinates through the figure's own transform after one draw."""
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    width, height = fig.bbox.width, fig.bbox.height
+    out = []
+    for p in points:
+        px, py = p.axes.transData.transform((p.x, p.y))
+        left, top = 100 * px / width, 100 * (1 - py / height)
+        if 0 <= left <= 100 and 0 <= top <= 100:
+            out.append({"left": round(left, 2), "top": round(top, 2), "tip": p.tip})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return {"png": base64.b64encode(buffer.getvalue()).decode("ascii"), "points": out}
+
+
+def clip_unit_axis(ax: Axes, top: float = 1.0) -> None:
+    """An accuracy axis never shows values below 0 or above its maximum."""
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(max(lo, 0.0), min(hi, top))

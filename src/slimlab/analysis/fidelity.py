@@ -1,7 +1,7 @@
 """Fidelity to the dense parent, across seeds: each treated variant's outputs on the validation inputs
-against its dense parent's (the trials' `fidelity` records, evaluate/fidelity.py), and the headline flags
-of the variants that diverged. The report shows the flags before any verdict: a treatment that corrupts
-the outputs makes its other numbers moot. Rendered by `report.html` (the `fidelity` renderer)."""
+against its dense parent's (the trials' `fidelity` records, evaluate/fidelity.py), and a flag for each
+variant that diverged. The headline (analysis/headline.py) lists the flags first among its alerts and
+recommends no diverged variant: a treatment that corrupts the outputs makes its other numbers moot."""
 
 from __future__ import annotations
 
@@ -13,4 +13,4 @@ def fidelity_section(view: RunView, results: dict) -> dict:
     fidelity = fidelity_summary(view.trial_dicts)
     if not fidelity["variants"]:
         return {}
-    return {"fidelity": fidelity, "headline_flags": [{"kind": "fidelity", **f} for f in fidelity["flags"]]}
+    return {"fidelity": fidelity}

@@ -99,7 +99,9 @@ def ticket_limit(
                 "delta": paired.delta,
                 "ci": [lo, hi],
                 "verdict": paired.verdict,
-                "matches": paired.verdict in ("superior", "non-inferior"),  # False with one seed
+                # False with one seed, or degenerate data (no spread over seeds, fewer than 3 seeds)
+                "matches": paired.verdict in ("superior", "non-inferior"),
+                "inconclusive_reason": paired.reason,
             }
         )
     last = None

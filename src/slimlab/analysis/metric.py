@@ -1,9 +1,9 @@
 """Summaries and comparisons on the experiment's own metric (evaluate.metric), following its direction and
 range, and, for a pretrained model, paired per test sample as well as per seed.
 
-Used when the metric is not accuracy or the model is pretrained; the accuracy path of a trained model
-keeps the paired-by-seed comparison of `slimlab.stats.compare_scores`. Each comparison says which unit
-its interval is over (`interval_unit`: "seeds" or "test samples")."""
+Used when the model is pretrained or its metric is not one that every trial of a trained model stores
+(SEED_METRICS); those keep the paired-by-seed comparison of `slimlab.stats.compare_scores`. Each
+comparison says which unit its interval is over (`interval_unit`: "seeds" or "test samples")."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ from slimlab.stats import holm, mean_ci
 from slimlab.stats.paired import paired_comparison
 from slimlab.stats.per_sample import per_sample_comparison
 
+# Compared by seed through stats.compare_scores when the model is trained: accuracy (every classifier)
+# and AUROC (every binary task's trial stores it).
+SEED_METRICS = ("accuracy", "auroc")
+
 
 def uses_metric_path(config: Mapping[str, Any]) -> bool:
-    ev, model = config["evaluate"], config.get("model", {})
-    pretrained = model.get("pretrained")
-    if pretrained is None:
-        pretrained = bool(model.get("checkpoint") or model.get("hf") or model.get("onnx"))
-    return ev.get("metric", "accuracy") != "accuracy" or bool(pretrained)
+    return config["evaluate"].get("metric", "accuracy") not in SEED_METRICS or is_pretrained(config)
 
 
 def is_pretrained(config: Mapping[str, Any]) -> bool:

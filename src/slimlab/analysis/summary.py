@@ -10,11 +10,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from slimlab.analysis.metric import metric_comparisons, metric_summary, uses_metric_path
+from slimlab.analysis.metric import SEED_METRICS, metric_comparisons, metric_summary, uses_metric_path
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
+from slimlab.bench.stability import latency_flags, unstable_variants
 from slimlab.experiment.record import TrialRecord
 from slimlab.stats import compare_scores, mean_ci, rows_from_trials
+from slimlab.stats.bounded import bounded_mean_ci
 
 
 def latency_p50(trial: TrialRecord, batch_size: int, backend: str = "eager") -> float | None:
@@ -68,7 +70,12 @@ def _backends(trials: list[TrialRecord], latency_batch: int, throughput_batch: i
 
 
 def summarize(
-    trials: list[TrialRecord], *, latency_batch: int, throughput_batch: int, alpha: float
+    trials: list[TrialRecord],
+    *,
+    latency_batch: int,
+    throughput_batch: int,
+    alpha: float,
+    metric: str = "accuracy",
 ) -> list[dict]:
     """One row per (dataset, variant): mean accuracy with its t interval over seeds, and mean costs."""
     rows = []
@@ -77,16 +84,26 @@ def summarize(
         by_key[(t.dataset, t.variant)].append(t)
     for (dataset, variant), group in by_key.items():
         ok = [t for t in group if t.status == "ok"]
+        # Accuracy lies in [0, 1]: the logit-t interval over seeds (stats.bounded), not a plain t interval
+        # that two seeds stretch to [-56%, 82%]. A model without class labels (an encoder scored by
+        # fidelity, a regressor) has no accuracy.
         scores = [t.metrics["accuracy"] for t in ok if t.metrics.get("accuracy") is not None]
-        # A model without class labels (an encoder scored by fidelity, a regressor) has no accuracy.
-        accuracy, ci = mean_ci(scores, 1 - alpha) if scores else (None, (None, None))
+        n_test = next((t.metrics.get("n_test") for t in ok if t.metrics.get("n_test")), None)
+        if scores:
+            accuracy, ci, ci_method = bounded_mean_ci(scores, 1 - alpha, 0, 1, n_test)
+        else:
+            accuracy, ci, ci_method = None, (None, None), None
+        extra = {}
+        if metric in SEED_METRICS and metric != "accuracy":  # e.g. a click model's AUC, with its interval
+            value, value_ci = mean_ci([t.metrics[metric] for t in ok if metric in t.metrics], 1 - alpha)
+            extra[metric] = {"mean": value, "ci": list(value_ci)}
         rows.append(
             {
                 "dataset": dataset,
                 "variant": variant,
                 "n_ok": len(ok),
                 "n_failed": len(group) - len(ok),
-                "accuracy": {"mean": accuracy, "ci": list(ci)},
+                "accuracy": {"mean": accuracy, "ci": list(ci), "ci_method": ci_method},
                 "latency_p50_ms": mean([latency_p50(t, latency_batch) for t in ok]),
                 "latency_batch_size": latency_batch,
                 "throughput_per_s": mean([throughput(t, throughput_batch) for t in ok]),
@@ -97,6 +114,7 @@ def summarize(
                 "size_compressed_bytes": mean([t.metrics["size_compressed_bytes"] for t in ok]),
                 "flops": mean([t.metrics["flops"] for t in ok]),
                 "backends": _backends(ok, latency_batch, throughput_batch),
+                **extra,
             }
         )
     return rows
@@ -110,17 +128,18 @@ def compare(
     alpha: float,
     latency_batch: int,
     throughput_batch: int,
+    metric: str = "accuracy",
 ) -> dict:
     """Each variant against the baseline on accuracy, paired by seed (slimlab.stats.compare_scores: the
     test chosen by the design, with its reason, power and equivalence; Holm across the experiment), with
     the measured speedups added. Returns compare_scores' dict."""
-    rows = rows_from_trials([t.to_dict() for t in trials])
+    rows = rows_from_trials([t.to_dict() for t in trials], metric)
     if not rows:
         return {"comparisons": [], "ranking": {}, "pitfalls": []}
     out = compare_scores(rows, baseline, margin=margin, alpha=alpha, design="seeds")
     index = {(t.dataset, t.variant, t.seed): t for t in trials if t.status == "ok"}
     for c in out["comparisons"]:
-        c["metric"] = "accuracy"
+        c["metric"] = metric
         pairs = [
             (index[(c["dataset"], c["variant"], s)], index[(c["dataset"], c["baseline"], s)])
             for s in c["runs"]
@@ -182,6 +201,7 @@ def summary_section(view: RunView, results: dict) -> dict:
         latency_batch=bench.latency_batch_size,
         throughput_batch=bench.throughput_batch_size,
         alpha=ev.alpha,
+        metric=ev.metric,
     )
     config = view.config.to_dict()
     metric_path = uses_metric_path(config)
@@ -194,7 +214,12 @@ def summary_section(view: RunView, results: dict) -> dict:
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in summary:
         by_dataset[row["dataset"]].append(row)
-    pareto_by_dataset = {d: pareto_front(rows) for d, rows in by_dataset.items()}
+    # Unstable latencies (bench.stability) are not ranked: they are left off the front and flagged.
+    flags = latency_flags(view.trial_dicts, bench.latency_batch_size)
+    pareto_by_dataset = {
+        d: pareto_front([r for r in rows if r["variant"] not in unstable_variants(flags, d)])
+        for d, rows in by_dataset.items()
+    }
     if metric_path:
         stats = {"comparisons": metric_comparisons(view.trial_dicts, config), "ranking": {}, "pitfalls": []}
         _add_speedups(stats["comparisons"], view.trials, bench.latency_batch_size, ev.alpha)
@@ -206,6 +231,7 @@ def summary_section(view: RunView, results: dict) -> dict:
             alpha=ev.alpha,
             latency_batch=bench.latency_batch_size,
             throughput_batch=bench.throughput_batch_size,
+            metric=ev.metric,
         )
     out = {
         "summary": summary,
@@ -214,6 +240,7 @@ def summary_section(view: RunView, results: dict) -> dict:
         "pareto": list(dict.fromkeys(v for front in pareto_by_dataset.values() for v in front)),
         "pareto_by_dataset": pareto_by_dataset,
         "pitfalls": stats["pitfalls"],  # the statistics' own checks; the pitfalls section adds the data's
+        "latency_flags": flags,
     }
     if metric_path:
         out["metric_path"] = True

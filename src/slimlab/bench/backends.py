@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -61,9 +62,27 @@ def _state_dict_size(module: torch.nn.Module) -> int:
     return serialized_size(module)[0]
 
 
+_ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:300]}" if text else type(e).__name__
+    """One line that says why: exporters open with a generic paragraph ("Failed to export ... Next steps:")
+    and give the cause below it or in `__cause__`, so the cause is shown, whole, after the summary."""
+    text = _ANSI_CODES.sub("", str(e)).strip()
+    if not text:
+        return type(e).__name__
+    head = text.splitlines()[0].strip()
+    cause = e.__cause__ or e.__context__
+    detail = None
+    if cause is not None and str(cause).strip():
+        detail = f"{type(cause).__name__}: {_ANSI_CODES.sub('', str(cause)).strip().splitlines()[0]}"
+    elif "## Exception summary" in text:
+        after = text.split("## Exception summary", 1)[1].strip().splitlines()
+        detail = after[0].strip() if after else None
+    if head.endswith(":"):  # an introduction to a list that follows, not a reason
+        head = head.split(". ")[0].rstrip(".:") + "."
+    line = f"{type(e).__name__}: {head}" + (f" Cause: {detail}" if detail else "")
+    return line if len(line) <= 600 else line[:597] + "..."
 
 
 def torch_precision(module: torch.nn.Module) -> str:
@@ -302,7 +321,8 @@ class OnnxRuntimeBackend:
         path, exporter = model.onnx_path, "input file"
         if path is None:
             module = _need_module(model, self.name)
-            path = workdir / f"{model.name}.onnx"
+            # Never a path from the model's name, which is user text (a variant name): a fixed file name.
+            path = workdir / "model.onnx"
             try:
                 if isinstance(example, torch.Tensor) and example.is_floating_point():
                     exporter = export_onnx(module, example.cpu(), path)
@@ -318,7 +338,7 @@ class OnnxRuntimeBackend:
             except Exception as e:
                 raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
         if self.quantize == "dynamic_int8":
-            path = self._quantize(path, workdir / f"{model.name}.int8.onnx")
+            path = self._quantize(path, workdir / f"{path.stem}.int8.onnx")
         elif self.quantize is not None:
             raise ValueError(f"unknown ORT quantization {self.quantize!r}")
         providers = list(self.providers) if self.providers else choose_providers()

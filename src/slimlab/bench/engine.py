@@ -19,6 +19,7 @@ from slimlab.bench.latency import harness_overhead
 from slimlab.bench.loading import LoadedModel
 from slimlab.bench.scenario_runs import Target, model_input, scenarios_for, skipped_record, sweep_sizes
 from slimlab.bench.scenarios import ScenarioSettings
+from slimlab.bench.static_batch import restrict_to_batch, static_reason
 from slimlab.data.batches import call, first_tensor
 
 Progress = Callable[[str], None]
@@ -96,13 +97,21 @@ def run_benchmark(
     roofline position. A backend that cannot run is one `skipped` record with its reason."""
     say = progress or (lambda _msg: None)
     backends = backends if backends is not None else backends_for(config.backends, config.session_threads)
+    records: list[dict] = []
+    static = model.meta.get("static_batch_size")
+    if static:  # a program that accepts one batch size: the others are skipped, with the reason
+        config, dropped = restrict_to_batch(config, static)
+        records += [
+            {**_skipped(b.name, static_reason(static)), "scenario": sc, "batch_size": n}
+            for b in backends
+            for sc, n in dropped
+        ]
     settings = settings_for(config)
     scenarios = scenarios_for(config)
     sizes = sweep_sizes(config, scenarios)
-    records: list[dict] = []
     with pinned_threads(config.threads):
         costs = _model_costs(model)
-        example = _example(model, model.fixed_batch or 4, seed=1)
+        example = _example(model, static or model.fixed_batch or 4, seed=1)
         reference = None
         if model.module is not None and config.check_outputs:
             with torch.inference_mode():

@@ -185,12 +185,16 @@ def load_exported_program(path: Path) -> LoadedModel:
     args = program.example_inputs[0] if program.example_inputs else ()
     if len(args) != 1 or not isinstance(args[0], torch.Tensor):
         raise DataFileError(f"{path}: slimlab benchmarks programs with one tensor input")
+    meta: dict = {"file": str(path)}
+    static = _static_batch_size(program)
+    if static is not None:
+        meta["static_batch_size"] = static
     return LoadedModel(
         name=path.stem,
         input_shape=tuple(args[0].shape[1:]),
         module=ExportedModule(program.module(), direct_call(program)),
         source="pt2",
-        meta={"file": str(path)},
+        meta=meta,
     )
 
 
@@ -228,6 +232,19 @@ def direct_call(program) -> Callable[[torch.Tensor], torch.Tensor] | None:
         return graph(*before, x, *after)[0]
 
     return call
+
+
+def _static_batch_size(program) -> int | None:
+    """The batch size a program was specialized to, or None when its batch axis is dynamic (a SymInt)."""
+    user_inputs = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in user_inputs:
+            value = node.meta.get("val")
+            shape = getattr(value, "shape", None)
+            if shape is not None and len(shape) > 0 and isinstance(shape[0], int):
+                return int(shape[0])
+            return None
+    return None
 
 
 class ExportedModule(nn.Module):

@@ -1,5 +1,6 @@
 """Datasets, splits and caching."""
 
+from slimlab.data import transfer_tasks  # noqa: F401  (register the transfer source/target tasks)
 from slimlab.data.dataset import Dataset, Split
 from slimlab.data.registry import DATASETS, load_dataset
 

@@ -20,20 +20,25 @@ DEFAULT_NUM_SAMPLES = 5000
 DEFAULT_TRAIN_SPLIT = 0.8
 
 
-def _generator_args(num_samples: int, train_split: float, seed: int) -> dict:
+def _generator_args(num_samples: int, train_split: float, seed: int, overrides: dict | None = None) -> dict:
     from mnist1d.data import get_dataset_args
 
     args = get_dataset_args(as_dict=True)
+    args.update(overrides or {})
     args.update(num_samples=num_samples, train_split=train_split, seed=seed)
     args.pop("url", None)  # not an argument of the data, and never used: we generate, never download
     return args
 
 
 def load_mnist1d(
-    num_samples: int = DEFAULT_NUM_SAMPLES, train_split: float = DEFAULT_TRAIN_SPLIT, seed: int = 42
+    num_samples: int = DEFAULT_NUM_SAMPLES,
+    train_split: float = DEFAULT_TRAIN_SPLIT,
+    seed: int = 42,
+    overrides: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test), x of shape (n, 40), float32. Cached after the first call."""
-    args = _generator_args(num_samples, train_split, seed)
+    """(x_train, y_train, x_test, y_test), x of shape (n, 40), float32. Cached after the first call.
+    `overrides` changes generator arguments (noise, scale, shear, translation) from the paper's."""
+    args = _generator_args(num_samples, train_split, seed, overrides)
     key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / f"mnist1d-{key}.npz"
     if path.exists():

@@ -27,20 +27,28 @@ DATASETS: Registry = Registry("dataset")
 def load_dataset(options: DataOptions, seed: int) -> Dataset:
     """The dataset named by `options`. The test split depends only on `options.split_seed` (so every trial
     is scored on the same test samples, which makes per-sample paired tests possible); the validation split
-    held out of train depends only on the trial's `seed`."""
+    held out of train depends only on the trial's `seed`. With `options.train_size` (a learning curve),
+    only that many labelled examples are kept, chosen by the trial's `seed`."""
     source = getattr(options, "source", None) or {}
     if source.get("live"):
         from slimlab.data.factory import build_dataset
         from slimlab.live import live_data
 
-        return build_dataset(
+        data = build_dataset(
             options.name, live_data(source["live"]), options, seed, "data", {"source": "python"}
         )
-    if getattr(options, "factory", None):
+    elif getattr(options, "factory", None):
         from slimlab.data.factory import load_factory
 
-        return load_factory(options, seed)
-    return DATASETS.get(options.name, where="data.name")(options, seed)
+        data = load_factory(options, seed)
+    else:
+        data = DATASETS.get(options.name, where="data.name")(options, seed)
+    train_size = getattr(options, "train_size", None)
+    if train_size is not None:
+        from slimlab.data.limited import limit_training_examples
+
+        data = limit_training_examples(data, train_size, options.val_fraction, seed)
+    return data
 
 
 def with_validation(
@@ -66,23 +74,35 @@ def _mnist1d(options: DataOptions, seed: int) -> Dataset:
 
 @DATASETS.register("digits")
 def _digits(options: DataOptions, seed: int) -> Dataset:
+    return digits_dataset(options, seed)
+
+
+def digits_dataset(
+    options: DataOptions, seed: int, classes: tuple[int, ...] | None = None, name: str = "digits"
+) -> Dataset:
+    """scikit-learn's digits; with `classes`, only those digits, relabelled 0..len(classes)-1."""
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x_all = bunch.data.astype(np.float32)
     y_all = bunch.target.astype(np.int64)
+    if classes is not None:
+        keep = np.isin(y_all, classes)
+        x_all, y_all = x_all[keep], np.searchsorted(np.array(classes), y_all[keep]).astype(np.int64)
+    num_classes = len(classes) if classes is not None else 10
     if options.num_samples and options.num_samples < len(y_all):
         _, keep = stratified_split(y_all, options.num_samples / len(y_all), options.split_seed)
         x_all, y_all = x_all[keep], y_all[keep]
     rest, test = stratified_split(y_all, options.test_fraction or 0.2, options.split_seed)
+    source = "sklearn.datasets.load_digits" + (f", classes {list(classes)}" if classes is not None else "")
     data = with_validation(
-        "digits",
+        name,
         Split(x_all[rest], y_all[rest]),
         Split(x_all[test], y_all[test]),
         options.val_fraction,
         seed,
-        10,
-        {"source": "sklearn.datasets.load_digits"},
+        num_classes,
+        {"source": source},
     )
     # Standardise with statistics of the training split only (Lones 3.1: no test leakage).
     mean = data.train.x.mean(axis=0)
@@ -96,9 +116,23 @@ def _digits(options: DataOptions, seed: int) -> Dataset:
         scale(data.train),
         scale(data.val),
         scale(data.test),
-        10,
+        num_classes,
         {**data.meta, "standardised_on": "train"},
     )
+
+
+@DATASETS.register("clicks")
+def _clicks(options: DataOptions, seed: int) -> Dataset:
+    from slimlab.data.clicks import synthetic_clicks
+
+    return synthetic_clicks(options, seed)
+
+
+@DATASETS.register("click_log")
+def _click_log(options: DataOptions, seed: int) -> Dataset:
+    from slimlab.data.clicks import click_log_file
+
+    return click_log_file(options, seed)
 
 
 # --- data with groups -------------------------------------------------------------------------------------

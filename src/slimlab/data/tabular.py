@@ -163,10 +163,46 @@ def tabular_dataset(
             "test": missing_rate_by_group(test[used].isna().any(axis=1).to_numpy(), groups_test),
         },
         "proxy_warnings": proxy_warnings(train, features, groups_train),
+        "imputed": imputation_record(train, test, numeric, categorical),
+        "group_counts": {
+            "train": _group_counts(groups_train, fit_idx),
+            "val": _group_counts(groups_train, val_idx),
+            "test": _group_counts(groups_test, np.arange(len(test))),
+        },
     }
     full = Split(x_all, y_all, groups_train)
     test_split = Split(encoder.transform(test), y_test, groups_test)
     return Dataset(name, full.subset(fit_idx), full.subset(val_idx), test_split, len(classes), info)
+
+
+def imputation_record(
+    train: pd.DataFrame, test: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]
+) -> dict:
+    """What the encoder filled in, so that the report can say so: per feature column with missing values,
+    how many train (incl. validation) and test rows were missing and what replaced them."""
+    columns = {}
+    for c in [*numeric, *categorical]:
+        n_train, n_test = int(train[c].isna().sum()), int(test[c].isna().sum())
+        if n_train or n_test:
+            columns[c] = {
+                "train_rows": n_train,
+                "test_rows": n_test,
+                "filled_with": "the training median" if c in numeric else "a '<missing>' category",
+            }
+    features = [*numeric, *categorical]
+    return {
+        "columns": columns,
+        "train_rows": int(train[features].isna().any(axis=1).sum()) if features else 0,
+        "test_rows": int(test[features].isna().any(axis=1).sum()) if features else 0,
+    }
+
+
+def _group_counts(groups: Mapping[str, np.ndarray], rows: np.ndarray) -> dict[str, dict[str, int]]:
+    out = {}
+    for attribute, labels in groups.items():
+        values, counts = np.unique(np.asarray(labels)[rows].astype(str), return_counts=True)
+        out[attribute] = {str(v): int(n) for v, n in zip(values, counts, strict=True)}
+    return out
 
 
 def subsample(frame: pd.DataFrame, labels: pd.Series, size: int | None, seed: int) -> pd.DataFrame:

@@ -34,7 +34,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
             raise DataFileError(
                 f"{path}: unknown file type; expected .csv, .tsv (optionally .gz) or .parquet"
             )
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as e:
+    except UnicodeDecodeError as e:
+        raise DataFileError(
+            f"{path}: is not UTF-8 text (byte {e.start}); expected a UTF-8 encoded table"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataFileError(f"{path}: the file is empty; expected a header row and data rows") from None
+    except (pd.errors.ParserError, OSError, ValueError) as e:
         raise DataFileError(f"{path}: cannot read the table: {type(e).__name__}: {e}") from None
     if frame.empty:
         raise DataFileError(f"{path}: the table has no rows")

@@ -42,6 +42,8 @@ from sklearn.metrics import accuracy_score
 
 from slimlab.evaluate.groups import MAX_CI_WIDTH, MIN_N, group_metrics_over_seeds, is_small, ranked, wilson
 from slimlab.stats import holm, mean_ci, paired_comparison
+from slimlab.stats.bounded import bounded_mean_ci
+from slimlab.stats.degenerate import degenerate_reason
 
 DISPARITIES = (
     "worst_group_accuracy",
@@ -135,7 +137,9 @@ def disparities_over_seeds(
         if any(v is None for v in values) or not values:
             out[metric] = {"mean": None, "ci": [None, None], "per_seed": values}
             continue
-        mean, (lo, hi) = mean_ci(values, confidence)
+        # Every disparity lies in [0, 1] (a difference of rates, taken as max - min, or a ratio of rates):
+        # a t interval over a few seeds would reach below 0; the logit-t interval cannot.
+        mean, (lo, hi), _ = bounded_mean_ci(values, confidence, 0.0, 1.0)
         out[metric] = {"mean": mean, "ci": [_nan_none(lo), _nan_none(hi)], "per_seed": values}
     out["worst_group"] = {"per_seed": [s["worst_group"] for s in per_seed]}
     return out
@@ -212,6 +216,12 @@ def _one_sided(d: np.ndarray, shift: float, alternative: str) -> float:
     return float(stats.ttest_1samp(x, 0.0, alternative=alternative).pvalue)
 
 
+def _ci_or_none(d: np.ndarray, alpha: float) -> list[float | None]:
+    """The t interval of the differences for display, or none when they do not vary (no spread)."""
+    _, (lo, hi) = mean_ci(d, 1 - alpha)
+    return [None, None] if lo == hi else [_nan_none(lo), _nan_none(hi)]
+
+
 def _group_accuracy(y_true: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
     return float((pred[mask] == y_true[mask]).mean())
 
@@ -263,7 +273,15 @@ def compression_impact(
                 # The same rule as the per-group table: n, or the width of the baseline's accuracy interval.
                 ci = wilson(b.mean() * n, n) if seeds else (None, None)
                 row["small_n"] = is_small(n, ci, min_n, max_ci_width)
-                if len(seeds) >= 2:
+                # The one degenerate-data rule: differences that do not vary over seeds, too few seeds,
+                # or a group so small that one row moves its accuracy by more than the margin.
+                reason = degenerate_reason(a - b, margin=margin) if seeds else "no paired seeds"
+                row["inconclusive_reason"] = reason
+                # A group so small that one row moves its accuracy by more than the margin can be shown
+                # worse (or better), but never "no worse than the margin".
+                coarse = degenerate_reason([0.0, 1.0, 2.0], margin=margin, n_samples=n) if n else None
+                row["non_inferiority_unresolvable"] = coarse
+                if len(seeds) >= 2 and reason is None:
                     c = paired_comparison(a, b, margin, alpha)
                     d = a - b
                     row.update(
@@ -278,11 +296,13 @@ def compression_impact(
                 else:
                     row.update(
                         delta=float((a - b).mean()) if seeds else None,
-                        ci=[None, None],
+                        ci=[None, None] if len(seeds) < 2 else _ci_or_none(a - b, alpha),
                         p_value=None,
-                        p_superiority=math.nan,
-                        p_noninferiority=math.nan,
-                        p_inferiority=math.nan,
+                        # Degenerate data support no claim: p = 1 (the most conservative value), so that
+                        # the group still counts in the Holm family of groups looked at, and can pass no test.
+                        p_superiority=1.0 if reason and len(seeds) >= 2 else math.nan,
+                        p_noninferiority=1.0 if reason and len(seeds) >= 2 else math.nan,
+                        p_inferiority=1.0 if reason and len(seeds) >= 2 else math.nan,
                         verdict_unadjusted="inconclusive",
                     )
                 rows.append(row)
@@ -293,7 +313,7 @@ def compression_impact(
         "margin": margin,
         "alpha": alpha,
         "correction": "Holm over all groups × variants that are not small_n",
-        "family_size": sum(1 for r in rows if not r["small_n"] and not math.isnan(r["p_noninferiority"])),
+        "family_size": sum(1 for r in rows if not r["small_n"] and r["p_noninferiority"] is not None),
         "rows": rows,
         "most_hurt": [
             {k: r[k] for k in ("variant", "attribute", "group", "n", "delta", "ci", "verdict")}
@@ -317,9 +337,16 @@ def _holm_verdicts(rows: list[dict], alpha: float) -> None:
         if r["small_n"]:
             r["verdict"] = "small_n"
             continue
+        if r.get("inconclusive_reason"):
+            r["verdict"] = "inconclusive"
+            continue
         if r["p_superiority_holm"] is not None and r["p_superiority_holm"] < level:
             r["verdict"] = "superior"
-        elif r["p_noninferiority_holm"] is not None and r["p_noninferiority_holm"] < level:
+        elif (
+            r["p_noninferiority_holm"] is not None
+            and r["p_noninferiority_holm"] < level
+            and not r.get("non_inferiority_unresolvable")
+        ):
             r["verdict"] = "non-inferior"
         elif r["p_inferiority_holm"] is not None and r["p_inferiority_holm"] < level:
             r["verdict"] = "inferior"

@@ -8,8 +8,9 @@ outputs (logits or probabilities, one row per sample, or class labels) and the t
     @METRICS.register("my_score", description="...")
     ... or METRICS.register("my_score", Metric(...))
 
-Registered here: accuracy, f1_macro, auroc, mse, mae, agreement and cosine. `agreement` and `cosine` are
-fidelity metrics (`targets = "dense"`): their targets are the dense parent's outputs on the same samples.
+Registered here: accuracy, f1_macro, auroc, mse, mae, agreement, cosine, log_loss and normalized_entropy.
+`agreement` and `cosine` are fidelity metrics (`targets = "dense"`): their targets are the dense parent's
+outputs on the same samples.
 A user's metric is an import path, `evaluate.metric = "my_metrics:score"`: a function of (outputs,
 targets) as numpy arrays that returns a float or per-sample floats. It may carry `higher_is_better`
 (default True) and `bounds` (lo, hi) attributes (`get_metric` with the recorded `source`).
@@ -142,13 +143,13 @@ def _auroc(outputs: np.ndarray, labels: np.ndarray) -> float:
 
     probs = _softmax(outputs)
     labels = np.asarray(labels)
+    if len(np.unique(labels)) < 2:  # one class in the split: undefined
+        return float("nan")
     if probs.shape[1] == 1:  # one logit: a binary classifier's score
         return float(roc_auc_score(labels, _as_2d(outputs)[:, 0]))
     if probs.shape[1] == 2:
         return float(roc_auc_score(labels, probs[:, 1]))
     present = np.unique(labels)
-    if len(present) < 2:
-        return float("nan")
     # One-vs-rest, macro-averaged over the classes present in the test labels.
     return float(
         roc_auc_score(
@@ -299,3 +300,35 @@ def fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float | No
         "agreement": float(agreement(a, b).mean()) if a.shape[1] > 1 else None,
         "n": len(a),
     }
+
+
+def _click_p(outputs: np.ndarray) -> np.ndarray:
+    from slimlab.evaluate.binary import click_probabilities
+
+    return click_probabilities(outputs)
+
+
+def _click(name: str) -> Aggregate:
+    def score(outputs: np.ndarray, targets: np.ndarray) -> float:
+        from slimlab.evaluate.binary import binary_metrics
+
+        return binary_metrics(targets, _click_p(outputs))[name]
+
+    return score
+
+
+# Click (binary) models; the values are what `evaluate_trial` stores for every binary task (AUROC is the
+# general one above: on one logit or two it ranks by the same score as the click probability).
+register_metric(
+    Metric("log_loss", "lower", 0.0, math.inf, aggregate=_click("log_loss"), description="binary log loss")
+)
+register_metric(
+    Metric(
+        "normalized_entropy",
+        "lower",
+        0.0,
+        math.inf,
+        aggregate=_click("normalized_entropy"),
+        description="log loss over the entropy of the base click rate (He et al. 2014)",
+    )
+)

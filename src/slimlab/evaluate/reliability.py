@@ -86,13 +86,17 @@ def data_reliability(
     for attribute, labels in train.groups.items():
         labels = np.asarray(labels).astype(str)
         test_labels = np.asarray(test.groups.get(attribute, np.array([], dtype=str))).astype(str)
-        names = sorted(set(labels.tolist()) | set(test_labels.tolist()))
+        val_labels = np.asarray(data.val.groups.get(attribute, np.array([], dtype=str))).astype(str)
+        # Every group the data holds, wherever its rows fell: a group whose only row landed in validation
+        # must be reported, not vanish.
+        names = sorted(set(labels.tolist()) | set(test_labels.tolist()) | set(val_labels.tolist()))
         rows = {}
         for group in names:
             mask = labels == group
             row: dict = {
                 "n_train": int(mask.sum()),
                 "share_train": float(mask.mean()) if len(mask) else 0.0,
+                "n_val": int((val_labels == group).sum()),
                 "n_test": int((test_labels == group).sum()),
                 "share_test": float((test_labels == group).mean()) if len(test_labels) else 0.0,
                 "missing_rate": missing.get(attribute, {}).get(group, {}).get("missing_rate"),
@@ -143,6 +147,16 @@ def _warnings(
     k = max(len(rows), 1)
     for group, row in rows.items():
         where = {"attribute": attribute, "group": group}
+        if row["n_test"] == 0:
+            found.append(
+                {
+                    **where,
+                    "kind": "not in the test split",
+                    "detail": f"{row['n_train']} training and {row.get('n_val', 0)} validation rows, no test "
+                    "rows: this group cannot be audited; collect more of its data or split by group",
+                }
+            )
+            continue
         if row["n_train"] == 0:
             found.append({**where, "kind": "missing population", "detail": "no training rows; only in test"})
             continue

@@ -26,7 +26,8 @@ def trial_id(config: ExperimentConfig, dataset: DataConfig, seed: int, variant: 
     identity = {
         "data": dataset.model_dump(mode="json"),
         "model": resolved["model"],
-        "train": resolved["train"],
+        # A variant's own training recipe is [train] updated by it; without one this is [train] itself.
+        "train": config.train_for(variant).model_dump(mode="json"),
         "bench": resolved["bench"],
         "variant": variant.name,
         "treatments": [t.to_dict() for t in variant.treatments],

@@ -116,6 +116,7 @@ class TrialRecord(Mapping):
         values.setdefault("metrics", {})
         values.setdefault("bench", [])
         values.setdefault("error", None)
+        values.setdefault("treatments", [])  # a hand-written or foreign record may leave it out
         record = cls(**values, extra={k: v for k, v in data.items() if k not in known})
         record._model_file_set = "model_file" in data
         return record
@@ -142,6 +143,6 @@ def _identity(spec: TrialSpec) -> dict:
         "id": spec.id,
         "variant": spec.variant.name,
         "seed": spec.seed,
-        "dataset": spec.dataset.name,
+        "dataset": spec.dataset.label,
         "treatments": [t.to_dict() for t in spec.variant.treatments],
     }

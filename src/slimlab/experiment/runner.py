@@ -14,10 +14,11 @@ from slimlab.bench import environment, gemm_peak
 from slimlab.config import ExperimentConfig
 from slimlab.experiment.executors import Executor, InProcessExecutor
 from slimlab.experiment.grid import TrialSpec, expand
+from slimlab.experiment.preflight import check_datasets
 from slimlab.experiment.progress import RunProgress
 from slimlab.experiment.record import TrialRecord
 from slimlab.experiment.store import Store
-from slimlab.experiment.trial import evaluate_trial, failed_record, run_group, save_model
+from slimlab.experiment.trial import check_recipes, evaluate_trial, failed_record, run_group, save_model
 from slimlab.train.trainer import resolve_device
 
 __all__ = ["evaluate_trial", "failed_record", "load_run", "run_experiment", "run_group", "save_model"]
@@ -38,6 +39,8 @@ def run_experiment(
     progress = progress or RunProgress()
     executor = executor or InProcessExecutor()
     resolve_device(config.train.device)  # a device this machine lacks is a user error, before any work
+    check_datasets(config)  # so is a data file that cannot be read, before any trial is stored as failed
+    check_recipes(config)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.bench.threads:
@@ -83,7 +86,7 @@ def load_run(out_dir: str | Path) -> tuple[ExperimentConfig | None, dict, list[T
     run directory's store; (None, {}, []) for a store without a config."""
     from slimlab.config import parse_experiment
 
-    with Store.open_existing(out_dir) as store:
+    with Store.open_existing(out_dir, read_only=True) as store:
         stored = store.get_meta("config")
         env = store.get_meta("environment")
         if stored is None:

@@ -36,18 +36,50 @@ CREATE TABLE IF NOT EXISTS trials (
 """
 
 
+def _read_only_connection(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: the report, `ls` and `bench --trial` only read, so a run folder on
+    a read-only file system (an archive, a shared mount) still opens. SQLite's `mode=ro` needs the WAL's
+    shared-memory file to be creatable; where it is not, `immutable=1` reads the file as it is."""
+    uri = path.resolve().as_uri()
+    try:
+        db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None, timeout=30)
+
+
+def _is_read_only_error(e: sqlite3.DatabaseError) -> bool:
+    text = str(e).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, read_only: bool = False):
         self.path = Path(path)
         try:
-            # isolation_level=None: we open transactions ourselves, one per trial.
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # a committed trial survives a power cut
-            self._db.executescript(_SCHEMA)
+            if read_only:
+                self._db = _read_only_connection(self.path)
+            else:
+                # isolation_level=None: we open transactions ourselves, one per trial.
+                self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")  # a committed trial survives a power cut
+                self._db.executescript(_SCHEMA)
             version = self.get_meta("schema_version")
         except sqlite3.DatabaseError as e:
+            if not read_only and _is_read_only_error(e):
+                raise DataFileError(
+                    f"{self.path.parent}: the run folder is read-only or not writable ({e}); "
+                    "`slimlab run` needs to write its store there"
+                ) from None
             raise DataFileError(f"{self.path}: not a readable slimlab store ({e})") from None
+        if read_only:
+            if version is not None and version != SCHEMA_VERSION:
+                raise DataFileError(
+                    f"{self.path}: store schema {version}, this slimlab reads {SCHEMA_VERSION}"
+                )
+            return
         if version is None:
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
@@ -58,11 +90,11 @@ class Store:
         return cls(Path(run_dir) / STORE_FILE)
 
     @classmethod
-    def open_existing(cls, run_dir: str | Path) -> Store:
+    def open_existing(cls, run_dir: str | Path, read_only: bool = False) -> Store:
         path = Path(run_dir) / STORE_FILE
         if not path.is_file():
             raise DataFileError(f"{path}: not found; is {run_dir} a run directory?")
-        return cls(path)
+        return cls(path, read_only=read_only)
 
     def close(self) -> None:
         self._db.close()

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from slimlab.bench import from_module, gemm_peak, run_benchmark
+from slimlab.bench.stability import machine_load
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
 from slimlab.data.batches import take, to_torch
@@ -71,7 +72,7 @@ def evaluate_trial(
     treated variant (on the validation inputs) are computed against it."""
     test_log = TestSetLog()
     test = test_log.open(
-        data.test, "final_evaluation", f"{spec.dataset.name}/{spec.variant.name}/seed {spec.seed}"
+        data.test, "final_evaluation", f"{spec.dataset.label}/{spec.variant.name}/seed {spec.seed}"
     )
     logits = predict_logits(model, test.x)
     val_outputs = predict_logits(model, data.val.x)
@@ -100,6 +101,8 @@ def evaluate_trial(
             **extra,
         }
     )
+    if classes and data.num_classes == 2:  # AUC, log loss, normalized entropy (and a DLRM's stage times)
+        metrics.update(_binary_metrics(model, logits, test))
     record = TrialRecord.ok(
         spec,
         metrics,
@@ -121,6 +124,8 @@ def evaluate_trial(
             test.y, predictions, test.groups, num_classes=data.num_classes, probs=probs
         )
     if config.bench.enabled:
+        # The load on the machine when it was measured, so that the analysis can flag unstable latencies.
+        record.extra["machine_load"] = machine_load()
         # Each backend is also checked on the validation split, so an accuracy lost in export shows.
         record.bench = run_benchmark(
             from_module(model, data.input_shape, spec.variant.name, examples=data.val.x),
@@ -166,10 +171,40 @@ def _flops(model: nn.Module, example) -> int | None:
         return None
 
 
+def _binary_metrics(model: nn.Module, logits, test) -> dict:
+    """AUC, log loss and normalized entropy of a binary task; for a DLRM also the time split between its
+    embedding lookups and its MLPs (p50 ms on one batch of 64 test samples, keys `stage_*`)."""
+    from slimlab.bench.stages import dlrm_stage_times
+    from slimlab.evaluate.binary import binary_metrics, click_probabilities
+    from slimlab.models.dlrm import unpack_dlrm
+
+    out: dict = dict(binary_metrics(test.y, click_probabilities(logits)))
+    if unpack_dlrm(model) is not None and hasattr(model, "unpack"):
+        dense, sparse = model.unpack(torch.as_tensor(test.x[:64]))
+        stages = dlrm_stage_times(model, dense, sparse) or {}
+        out.update({f"stage_{k}": v for k, v in stages.items() if v is not None})
+    return out
+
+
 def _train_summary(result: TrainResult) -> dict:
     summary = asdict(result)
     summary["seconds"] = round(result.seconds, 3)
     return summary
+
+
+def check_recipes(config: ExperimentConfig) -> None:
+    """Before any work: every training recipe's device exists, and a user's checkpoint file exists and
+    fits the model (each layer's name and shape), so a mismatch is one clear line, not failed trials."""
+    from slimlab.train.trainer import resolve_device
+    from slimlab.train.transfer import check_checkpoint
+
+    recipes = {config.train_for(v).model_dump_json(): config.train_for(v) for v in config.variants}
+    for recipe in recipes.values():
+        resolve_device(recipe.device)
+        if recipe.transfer is not None and recipe.transfer.checkpoint is not None:
+            data = load_dataset(config.data[0], config.evaluate.seed_list[0])
+            model = build_configured_model(config.model, data.input_shape, data.num_classes)
+            check_checkpoint(model, recipe.transfer)
 
 
 def run_group(
@@ -180,38 +215,70 @@ def run_group(
     keep: Callable[[TrialRecord], None],
     run_dir: Path | None = None,
 ) -> None:
-    """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it."""
+    """The trials of one (dataset, seed): train the dense parent once, then treat each variant from it.
+    A variant with a training recipe of its own (`variants.train`) trains its own parent; variants with
+    the same recipe share one."""
+    from slimlab.data.cache import cache_dir
+    from slimlab.train.transfer import fit_recipe
+
     first = group[0]
-    progress.stage(f"{first.dataset.name} seed {first.seed}: training dense")
+    seed = first.seed
     try:
-        data = load_dataset(first.dataset, first.seed)
-        seed_everything(first.seed)
-        dense = build_configured_model(config.model, data.input_shape, data.num_classes)
-        initial_state = copy.deepcopy(dense.state_dict())
-        if config.model.is_pretrained:
-            # One trained model, not retrained per seed: the seeds vary what the treatments depend on (the
-            # calibration sample, the fine-tuning data order), and the validation split.
-            trained = TrainResult(0, 0, float("nan"), 0.0, [])
-        else:
-            trained = trainer.fit(dense, data, first.seed)
-        dense.eval()
-        reference = Reference(predict_logits(dense, data.val.x), predict_logits(dense, data.test.x))
-    except Exception as error:  # the parent failed, so every variant of this seed fails with it
+        data = load_dataset(first.dataset, seed)
+    except Exception as error:  # no data, so every variant of this seed fails with it
         for spec in group:
             keep(failed_record(spec, error))
         return
+    model_spec = config.model.to_dict()
+    checkpoints = (run_dir if run_dir is not None else cache_dir()) / "checkpoints"
+    parents: dict[str, tuple | BaseException] = {}
+
+    def parent_for(spec: TrialSpec) -> tuple | BaseException:
+        recipe = config.train_for(spec.variant)
+        key = recipe.model_dump_json()
+        if key not in parents:
+            own = trainer if spec.variant.train is None else Trainer(recipe, on_epoch=trainer.on_epoch)
+            what = "dense" if spec.variant.train is None else spec.variant.name
+            progress.stage(f"{first.dataset.label} seed {seed}: training {what}")
+            try:
+                seed_everything(seed)
+                model = build_configured_model(config.model, data.input_shape, data.num_classes)
+                initial_state = copy.deepcopy(model.state_dict())
+                if config.model.is_pretrained and spec.variant.train is None:
+                    # One trained model, not retrained per seed: the seeds vary what the treatments depend
+                    # on (the calibration sample, the fine-tuning data order), and the validation split.
+                    trained = TrainResult(0, 0, float("nan"), 0.0, [])
+                else:
+                    trained = fit_recipe(own, model, data, seed, model_spec, checkpoints)
+                model.eval()
+                reference = Reference(predict_logits(model, data.val.x), predict_logits(model, data.test.x))
+                parents[key] = (model, initial_state, trained, own, reference)
+            except Exception as error:  # the parent failed, so every variant trained from it fails
+                parents[key] = error
+        return parents[key]
+
     for spec in group:
-        progress.stage(f"{spec.dataset.name} seed {spec.seed}: {spec.variant.name}")
+        parent = parent_for(spec)
+        if isinstance(parent, BaseException):
+            keep(failed_record(spec, parent))
+            continue
+        dense, initial_state, trained, own, reference = parent
+        progress.stage(f"{spec.dataset.label} seed {spec.seed}: {spec.variant.name}")
         context = TreatmentContext(
-            seed=first.seed, trainer=trainer, data=data, initial_state=initial_state, teacher=dense
+            seed=seed, trainer=own, data=data, initial_state=initial_state, teacher=dense
         )
         try:
             start = time.perf_counter()
             model = apply(dense, spec.variant.treatments, context)
             treat_seconds = time.perf_counter() - start
-            extra = {"train_seconds": round(trained.seconds, 3), "treat_seconds": round(treat_seconds, 3)}
+            extra = {
+                "train_seconds": round(trained.seconds, 3),
+                "treat_seconds": round(treat_seconds, 3),
+                "n_train": len(data.train),
+                "n_val": len(data.val),
+            }
             record = evaluate_trial(spec, model, data, config, extra, run_dir, reference)
-            if not spec.variant.treatments:
+            if not spec.variant.treatments and spec.variant.train is None:
                 record.fidelity = None  # the dense model itself: nothing to compare
             record.train = _train_summary(trained)
             record.train["pretrained"] = config.model.is_pretrained

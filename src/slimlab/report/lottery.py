@@ -9,7 +9,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
-from slimlab.report.plots import _png
+from slimlab.plotting import HoverPoint, clip_unit_axis, png_with_points
 
 CONTROL_LABELS = {"none": "IMP ticket", "reinit": "random reinit", "random_prune": "random pruning"}
 CONTROL_COLORS = {"none": "tab:blue", "reinit": "tab:orange", "random_prune": "tab:green"}
@@ -21,15 +21,24 @@ def _unknown(v: float | None) -> bool:
 
 def lottery_plot(
     summary: dict[str, Any], title: str = "Lottery tickets", confidence: float = 0.95
-) -> str | None:
+) -> dict | None:
+    """The lottery figure as a PNG with its hover points, or None without lottery records."""
+    drawn = lottery_figure(summary, title, confidence)
+    return png_with_points(*drawn) if drawn else None
+
+
+def lottery_figure(
+    summary: dict[str, Any], title: str = "Lottery tickets", confidence: float = 0.95
+) -> tuple[Figure, list[HoverPoint]] | None:
     """Test accuracy (mean and CI band over seeds) against the percentage of weights remaining (log x,
     decreasing to the right as pruning proceeds), one line per arm, and the dense parents' accuracy.
     `summary` is the lottery section (`slimlab.analysis.lottery.lottery_summary`)."""
     rows = summary["table"]
     if not rows:
         return None
-    fig = Figure(figsize=(6.8, 4.2))
+    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
     ax = fig.add_subplot()
+    hover = []
     for arm in dict.fromkeys(r["arm"] for r in rows):
         points = [r for r in rows if r["arm"] == arm]
         control = points[0]["control"]
@@ -46,6 +55,13 @@ def lottery_plot(
         )
         lo = [r["test_accuracy"]["ci"][0] for r in points]
         hi = [r["test_accuracy"]["ci"][1] for r in points]
+        for r, xi, m, a, b in zip(points, x, mean, lo, hi, strict=True):
+            ci = "" if _unknown(a) or _unknown(b) else f" [{100 * a:.1f}, {100 * b:.1f}]"
+            hover.append(
+                HoverPoint(
+                    ax, xi, m, f"{arm}, round {r['round']}: {xi:.3g}% of weights\naccuracy {100 * m:.1f}%{ci}"
+                )
+            )
         if not any(_unknown(v) for v in lo + hi):
             ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
     dense = summary["dense"]
@@ -57,6 +73,8 @@ def lottery_plot(
     ax.set_xscale("log")
     lowest = min(100 * r["remaining_fraction"] for r in rows)
     ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1) if t >= lowest * 0.9]
+    if len(ticks) < 3:  # a short search (100% -> 80% -> 64%) would get one tick: mark its rounds instead
+        ticks = sorted({float(f"{100 * r['remaining_fraction']:.3g}") for r in rows}, reverse=True)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -66,7 +84,8 @@ def lottery_plot(
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
-    return _png(fig)
+    clip_unit_axis(ax)
+    return fig, hover
 
 
 def lottery_markdown(summary: dict[str, Any]) -> str:

@@ -4,32 +4,52 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from slimlab.plotting import cd_diagram, png_base64
+from slimlab.plotting import HoverPoint, cd_diagram, clip_unit_axis, png_base64, png_with_points
 
 _png = png_base64  # the dpi these plots were always drawn at (110)
 
 
-def pareto_plot(rows: list[dict], front: list[str], title: str) -> str:
-    """Accuracy (mean, with its CI) against p50 latency, the Pareto front joined and marked."""
-    fig = Figure(figsize=(6.4, 4.2))
+def pareto_plot(rows: list[dict], front: list[str], title: str) -> dict:
+    """The Pareto figure as a PNG with its hover points (see `pareto_figure`)."""
+    return png_with_points(*pareto_figure(rows, front, title))
+
+
+def pareto_figure(rows: list[dict], front: list[str], title: str) -> tuple[Figure, list[HoverPoint]]:
+    """Accuracy (mean, with its CI) against p50 latency, the Pareto front joined and filled. Each variant
+    has its own colour and marker in a legend instead of a text label beside its point, so that names of
+    nearby points never overlap; hovering a point in the report shows its values."""
+    fig = Figure(figsize=(6.8, 4.2), layout="constrained")
     ax = fig.add_subplot()
     points = [r for r in rows if r["n_ok"] and r["latency_p50_ms"] is not None]
-    for r in points:
+    colors = [f"C{i % 10}" for i in range(len(points))]
+    markers = "osD^vP*Xhp"
+    hover = []
+    for i, r in enumerate(points):
         acc, (lo, hi) = r["accuracy"]["mean"], r["accuracy"]["ci"]
         on_front = r["variant"] in front
         known = lo is not None and hi is not None and lo == lo and hi == hi  # x == x: not NaN
-        yerr = [[acc - lo], [hi - acc]] if known else None
+        # An accuracy interval lies in [0, 1]; the bars are drawn inside it whatever the method gave.
+        yerr = [[acc - max(lo, 0.0)], [min(hi, 1.0) - acc]] if known else None
         ax.errorbar(
             r["latency_p50_ms"],
             acc,
             yerr=yerr,
-            fmt="o" if on_front else "s",
-            color="tab:red" if on_front else "tab:gray",
+            fmt=markers[i % len(markers)],
+            color=colors[i],
+            markerfacecolor=colors[i] if on_front else "white",
             capsize=3,
             markersize=7,
+            label=r["variant"] + (" ★" if on_front else ""),
         )
-        ax.annotate(
-            r["variant"], (r["latency_p50_ms"], acc), textcoords="offset points", xytext=(6, 4), fontsize=8
+        ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if known else ""
+        hover.append(
+            HoverPoint(
+                ax,
+                r["latency_p50_ms"],
+                acc,
+                f"{r['variant']}{' (Pareto front)' if on_front else ''}\naccuracy {100 * acc:.1f}%{ci}\n"
+                f"p50 {r['latency_p50_ms']:.4g} ms",
+            )
         )
     best = sorted((r for r in points if r["variant"] in front), key=lambda r: r["latency_p50_ms"])
     if len(best) > 1:
@@ -38,16 +58,18 @@ def pareto_plot(rows: list[dict], front: list[str], title: str) -> str:
             [r["accuracy"]["mean"] for r in best],
             where="post",
             color="tab:red",
-            alpha=0.5,
+            alpha=0.4,
             label="Pareto front",
         )
-        ax.legend(loc="lower right", fontsize=8)
+    if points:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     batch = points[0]["latency_batch_size"] if points else 1
     ax.set_xlabel(f"p50 latency at batch {batch} (ms, eager)")
     ax.set_ylabel("test accuracy (mean, 95% CI over seeds)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    clip_unit_axis(ax)
+    return fig, hover
 
 
 def learning_curves(trials: list[dict], baseline: str, title: str) -> str | None:
@@ -70,6 +92,7 @@ def learning_curves(trials: list[dict], baseline: str, title: str) -> str | None
         )
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
+    clip_unit_axis(ax)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=2)

@@ -3,6 +3,7 @@ every template (user strings such as variant, group and dataset names are escape
 
 from __future__ import annotations
 
+import json
 import math
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -24,10 +25,16 @@ def _num(value, digits: int = 3) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.{digits}f}"
 
 
+def _pretty_json(value) -> str:
+    """Readable JSON for a <pre>: real characters, not \\u escapes (jinja2's `tojson` escapes ' < > & for
+    use inside <script>, which shows "paper\\u0027s" in text). Autoescaping then makes it safe HTML."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
 ENV = Environment(
     loader=PackageLoader("slimlab.report", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,
 )
-ENV.filters.update(pct=_pct, p=_p, num=_num)
+ENV.filters.update(pct=_pct, p=_p, num=_num, pretty_json=_pretty_json)

@@ -24,10 +24,12 @@ from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.stats import checks
 from slimlab.stats.choose import Design, choose_test, run_test
 from slimlab.stats.decisions import equivalence_from_ci, tost_paired
+from slimlab.stats.degenerate import degenerate_reason
 from slimlab.stats.intervals import no_spread, wilson_ci
 from slimlab.stats.paired import holm, verdict_from_ci
 from slimlab.stats.power import power_info
 from slimlab.stats.ranking import average_ranks, rank_methods
+from slimlab.stats.verdict import holm_verdicts, margin_pvalues
 
 REQUIRED = ("method", "dataset", "score")
 RUN_COLUMNS = ("seed", "fold")
@@ -239,6 +241,16 @@ def compare_pair(
             "ci": list(_orient(wide, sign)),
         }
         p_ni = None
+    # The one degenerate-data rule (stats.degenerate) and the one verdict rule (stats.verdict).
+    reason = None
+    pvalues: dict = {}
+    if chosen_design != "per_sample":
+        reason = degenerate_reason(a - b, test=choice.test, margin=margin, unit=f"{run_column}s")
+        if reason is None:
+            pvalues = margin_pvalues(choice.test, a, b, margin, alpha, test_train_ratio, seed)
+        else:
+            equivalence = {**equivalence, "verdict": "not equivalent", "p_value": None, "reason": reason}
+            p_ni = None
     n_power = len(a) if chosen_design == "per_sample" else len(runs)
     power = power_info(choice.test, n_power, margin, spread, alpha, power_target, test_train_ratio)
     # An inconclusive verdict (the CI straddles -margin: "no difference shown, none excluded") is what an
@@ -294,6 +306,8 @@ def compare_pair(
         "effect_size": result.effect_size * (sign if result.effect_size_name == "cohen_dz" else 1.0),
         "effect_size_name": result.effect_size_name,
         "power": power,
+        "inconclusive_reason": reason,
+        **pvalues,
     }
 
 
@@ -392,10 +406,14 @@ def compare_scores(
                     seed=seed,
                 )
             )
-    for c, p in zip(comparisons, holm([c["p_value"] for c in comparisons]), strict=True):
+    two_sided = [c["p_value"] if not c["inconclusive_reason"] else 1.0 for c in comparisons]
+    for c, p in zip(comparisons, holm(two_sided), strict=True):
         c["p_adjusted"] = p
         c["correction"] = "holm"
         c["significant"] = bool(p < alpha) if not math.isnan(p) else False
+        if c["inconclusive_reason"]:
+            c["p_value"] = None  # the data cannot give one (see inconclusive_reason)
+    holm_verdicts(comparisons, alpha)
 
     pitfalls += _table_pitfalls(comparisons, unpaired, alpha)
     ranking = _ranking(by, methods, datasets, alpha, posthoc, higher_is_better)

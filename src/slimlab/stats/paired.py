@@ -39,6 +39,7 @@ class PairedComparison:
     margin: float
     alpha: float
     verdict: Verdict
+    reason: str | None = None  # why the data cannot support a verdict (stats.degenerate), else None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -60,15 +61,39 @@ def verdict_from_ci(ci: tuple[float, float], margin: float) -> Verdict:
 
 
 def paired_comparison(
-    variant: Sequence[float], baseline: Sequence[float], margin: float, alpha: float = 0.05
+    variant: Sequence[float],
+    baseline: Sequence[float],
+    margin: float,
+    alpha: float = 0.05,
+    n_samples: int | None = None,
 ) -> PairedComparison:
-    """Paired t-test over seeds (scipy.stats.ttest_rel), with the CI of the mean difference."""
+    """Paired t-test over seeds (scipy.stats.ttest_rel), with the CI of the mean difference. Degenerate
+    data (stats.degenerate: differences that do not vary, fewer than 3 seeds, or `n_samples` so few that
+    one sample moves the metric by more than the margin) give `inconclusive` with the reason and no
+    p-values, never a certain verdict."""
+    from slimlab.stats.degenerate import degenerate_reason
+
     a, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores differ in length: {a.size} vs {b.size}")
     d = a - b
     delta, ci = mean_ci(d, 1 - alpha)
     test = "paired t-test over seeds (scipy.stats.ttest_rel)"
+    reason = degenerate_reason(d, margin=margin, n_samples=n_samples)
+    if reason is not None:
+        return PairedComparison(
+            n=int(d.size),
+            delta=delta,
+            ci=ci if not no_spread(d) else (math.nan, math.nan),
+            test=test,
+            p_value=math.nan,
+            p_noninferiority=math.nan,
+            effect_size=math.nan,
+            margin=margin,
+            alpha=alpha,
+            verdict="inconclusive",
+            reason=reason,
+        )
     if d.size < 2:
         p, p_ni, dz = math.nan, math.nan, math.nan
     elif no_spread(d):
