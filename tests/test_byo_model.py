@@ -275,3 +275,34 @@ def test_transform_hook_maps_a_batch_to_the_model_inputs(tmp_path: Path):
     (tmp_path / "hooks.py").write_text("def scale(x):\n    return x / 100.0\n")
     data = load_dataset(_options({"name": "npz", "path": "d.npz", "transform": "hooks:scale"}, tmp_path), 0)
     assert data.train.x.dtype == np.float32 and data.train.x.max() < 0.4
+
+
+REGRESSION_PY = """
+import numpy as np
+
+
+def targets():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype(np.float32)
+    return {"train": (x[:90], x[:90].sum(1, keepdims=True)), "test": (x[90:], x[90:].sum(1, keepdims=True)),
+            "num_classes": 0}
+"""
+
+
+def test_preflight_accepts_data_without_classes_for_a_metric_without_them(tmp_path: Path):
+    # Issue 11's preflight refused num_classes = 0 ("the labels have 0 class"), which is a regressor's or an
+    # encoder's data (the MiniLM example), not a user error; it still is one under a class metric.
+    from slimlab.experiment.preflight import check_datasets
+
+    (tmp_path / "reg.py").write_text(REGRESSION_PY)
+    raw = {
+        "name": "reg",
+        "data": {"factory": "reg:targets"},
+        "model": {"name": "mlp"},
+        "variants": [{"name": "dense"}],
+        "evaluate": {"metric": "mse"},
+    }
+    check_datasets(parse_experiment(raw, base_dir=tmp_path))
+    raw["evaluate"] = {"metric": "accuracy"}
+    with pytest.raises(DataFileError, match="no class labels, which `evaluate.metric = 'accuracy'` needs"):
+        check_datasets(parse_experiment(raw, base_dir=tmp_path))
