@@ -304,5 +304,5 @@ def test_preflight_accepts_data_without_classes_for_a_metric_without_them(tmp_pa
     }
     check_datasets(parse_experiment(raw, base_dir=tmp_path))
     raw["evaluate"] = {"metric": "accuracy"}
-    with pytest.raises(DataFileError, match="no class labels, which `evaluate.metric = 'accuracy'` needs"):
+    with pytest.raises(DataFileError, match=r"no class labels, which `evaluate\.metric = 'accuracy'` needs"):
         check_datasets(parse_experiment(raw, base_dir=tmp_path))
