@@ -59,7 +59,7 @@ def _torch_io(module: torch.nn.Module) -> tuple[str, Callable, Callable | None]:
 def _state_dict_size(module: torch.nn.Module) -> int:
     from slimlab.evaluate.model_stats import serialized_size
 
-    return serialized_size(module)[0]
+    return serialized_size(module, compressed=False)[0]
 
 
 _ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")

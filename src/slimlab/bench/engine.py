@@ -70,7 +70,7 @@ def _model_costs(model: LoadedModel) -> dict:
     except Exception as e:  # a module flop_counter cannot trace; the benchmark itself still runs
         return {"flops": None, "weight_bytes": None, "reason": f"flop counting failed: {e}"}
     # The state_dict's serialized size stands for the weight bytes: it counts packed int8 weights too.
-    weight_bytes = serialized_size(model.module)[0]
+    weight_bytes = serialized_size(model.module, compressed=False)[0]
     with torch.inference_mode():
         out_numel = first_tensor(model.module(example)).numel()
     return {
