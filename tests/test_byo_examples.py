@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +45,20 @@ def test_own_model_example_runs_quick_with_every_variant(tmp_path: Path):
     assert pruned["metrics"]["params"] < dense["metrics"]["params"]
     bf16 = next(t for t in trials if t["variant"] == "bf16")
     assert bf16["fidelity"]["agreement"] > 0.95 and bf16["fidelity"]["cosine"] > 0.99
+    # The report is rebuilt from the run folder alone, in a fresh process that never saw the user's files on
+    # its path: the stored config names the factories' files and hashes.
+    (out / "report.html").unlink()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    report = subprocess.run(
+        [sys.executable, "-m", "slimlab", "report", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert "channels50" in (out / "report.html").read_text()
 
 
 class Small(nn.Module):

@@ -350,7 +350,10 @@ class OnnxRuntimeBackend:
         try:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:
-            raise BackendSkipped(f"onnxruntime could not load the model: {_first_line(e)}") from None
+            reason = _first_line(e)
+            if not keep:  # a temporary file's path differs per trial: name the file only, so reasons group
+                reason = reason.replace(str(path), path.name)
+            raise BackendSkipped(f"onnxruntime could not load the model: {reason}") from None
         from slimlab.models.ort import _ORT_DTYPES
 
         graph_inputs = [(i.name, _ORT_DTYPES.get(i.type, np.float32)) for i in session.get_inputs()]
