@@ -306,3 +306,61 @@ def test_preflight_accepts_data_without_classes_for_a_metric_without_them(tmp_pa
     raw["evaluate"] = {"metric": "accuracy"}
     with pytest.raises(DataFileError, match=r"no class labels, which `evaluate\.metric = 'accuracy'` needs"):
         check_datasets(parse_experiment(raw, base_dir=tmp_path))
+
+
+# --- fidelity in the headline -----------------------------------------------------------------------------
+
+
+def _results_with_a_diverged_variant() -> dict:
+    from slimlab.evaluate.fidelity import fidelity_summary
+
+    def trial(variant: str, seed: int, cosine: float | None) -> dict:
+        fid = None
+        if cosine is not None:
+            diverged = cosine < 0.99
+            fid = {
+                "cosine": cosine,
+                "cosine_min": cosine,
+                "agreement": 1.0,
+                "max_abs_diff": 0.1,
+                "min_cosine": 0.99,
+                "diverged": diverged,
+                "reasons": [f"cosine {cosine:.4f} < 0.99"] if diverged else [],
+            }
+        return {"status": "ok", "dataset": "d", "variant": variant, "seed": seed, "fidelity": fid}
+
+    trials = [trial("dense", s, None) for s in (0, 1, 2)]
+    trials += [trial("int8", s, 0.5) for s in (0, 1, 2)] + [trial("bf16", s, 0.9999) for s in (0, 1, 2)]
+    row = {"n_ok": 3, "latency_p50_ms": None, "size_bytes": 100, "dataset": "d"}
+    return {
+        "experiment": {"config": {"evaluate": {"baseline": "dense"}}},
+        "trials": trials,
+        "summary": [
+            {**row, "variant": "dense"},
+            {**row, "variant": "int8", "size_bytes": 25},
+            {**row, "variant": "bf16", "size_bytes": 50},
+        ],
+        "comparisons": [
+            {
+                "dataset": "d",
+                "variant": v,
+                "verdict": "non-inferior",
+                "delta": 0.0,
+                "ci": [-0.001, 0.001],
+                "seeds": [0, 1, 2],
+            }
+            for v in ("int8", "bf16")
+        ],
+        "fidelity": fidelity_summary(trials),
+    }
+
+
+def test_a_diverged_variant_is_the_first_alert_of_the_headline_and_never_recommended():
+    from slimlab.analysis.headline import headline, headline_lines
+
+    h = headline(_results_with_a_diverged_variant())
+    assert h["alerts"][0]["severity"] == "fail" and "int8: outputs diverge" in h["alerts"][0]["text"]
+    # int8 is the smallest non-inferior variant, but its outputs are not the dense model's: bf16 it is.
+    assert h["datasets"][0]["recommended"] == "bf16"
+    lines = headline_lines(h)
+    assert lines[0].startswith("d: recommended: bf16") and lines[1].startswith("fail: fidelity (d): int8")
