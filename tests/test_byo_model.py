@@ -364,3 +364,21 @@ def test_a_diverged_variant_is_the_first_alert_of_the_headline_and_never_recomme
     assert h["datasets"][0]["recommended"] == "bf16"
     lines = headline_lines(h)
     assert lines[0].startswith("d: recommended: bf16") and lines[1].startswith("fail: fidelity (d): int8")
+
+
+def test_the_pareto_plot_of_a_model_without_accuracy_draws_its_metric():
+    # An encoder scored by cosine to dense has no accuracy: the report's Pareto plot raised TypeError.
+    from slimlab.report.plots import pareto_figure
+
+    def row(variant: str, cosine: float, ms: float) -> dict:
+        return {
+            "variant": variant,
+            "n_ok": 1,
+            "latency_p50_ms": ms,
+            "latency_batch_size": 1,
+            "accuracy": {"mean": None, "ci": [None, None]},
+            "metric": {"name": "cosine", "mean": cosine, "ci": [cosine - 0.01, cosine + 0.005]},
+        }
+
+    fig, hover = pareto_figure([row("dense", 1.0, 20.0), row("int8", 0.95, 9.0)], ["dense", "int8"], "t")
+    assert fig.axes[0].get_ylabel().startswith("test cosine") and "cosine 0.95" in hover[1].tip

@@ -319,7 +319,14 @@ class OnnxRuntimeBackend:
 
     def _prepare(self, ort, model: LoadedModel, example: Inputs, workdir: Path, keep: bool) -> Prepared:
         path, exporter = model.onnx_path, "input file"
-        if path is None:
+        graph = getattr(model.module, "onnx_model", None)
+        if path is None and isinstance(graph, torch.Tensor):
+            # An ORT-backed module (static int8 QDQ, an ONNX file loaded as a model): its own graph. Tracing
+            # it would record the session's outputs as constants, a graph that computes nothing.
+            path = workdir / "model.onnx"
+            path.write_bytes(graph.numpy().tobytes())
+            exporter = "treatment graph"
+        elif path is None:
             module = _need_module(model, self.name)
             # Never a path from the model's name, which is user text (a variant name): a fixed file name.
             path = workdir / "model.onnx"
