@@ -75,6 +75,20 @@ def test_bench_feeds_real_int64_ids_and_masks_to_a_two_input_module():
     assert all(r["outputs_max_abs_diff"] < 1e-4 for r in ok if r["backend"] == "onnxruntime")
 
 
+def test_torch_ao_int8_with_two_inputs_is_skipped_on_ort_up_front_without_printing_a_graph(capfd):
+    # The export was attempted and failed after torch printed the whole TorchScript graph (hundreds of
+    # lines for MiniLM); a single float input was already refused before trying.
+    from slimlab.treatments import DynamicInt8, apply
+
+    torch.manual_seed(0)
+    model = apply(Bag(), DynamicInt8())
+    records = run_benchmark(from_module(model, (12,), "bag", examples=_ids()), QUICK)
+    ort = [r for r in records if r["backend"] == "onnxruntime"]
+    assert [r["status"] for r in ort] == ["skipped"]
+    assert "torch.ao quantized modules cannot be expressed in ONNX" in ort[0]["reason"]
+    assert "Torch IR graph" not in capfd.readouterr().err
+
+
 def _save(graph: onnx.GraphProto, path: Path, ir: int | None = None, opset: int = 13) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     if ir is not None:
