@@ -681,7 +681,15 @@ def _foreign_onnx(path: Path, data: str | None, quantize: str | None, calibratio
             )
         calib = inputs_from_npz(calibration)
         examples = examples if examples is not None else calib
-        quantized = _static_int8_onnx(module, calib, _csv(op_types, "--op-types") if op_types else None)
+        try:
+            quantized = _static_int8_onnx(module, calib, _csv(op_types, "--op-types") if op_types else None)
+        except SlimlabError:
+            raise
+        except Exception as e:  # the user's graph or inputs ONNX Runtime's quantizer cannot take: one line
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            raise DataFileError(
+                f"{path}: static int8 quantization failed: {type(e).__name__}: {first}"
+            ) from None
         out.write_bytes(quantized.onnx_model.numpy().tobytes())
     else:
         from slimlab.bench.backends import OnnxRuntimeBackend
