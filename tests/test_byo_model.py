@@ -113,6 +113,7 @@ def test_missing_factory_module_is_one_clear_error(tmp_path: Path):
         load_experiment(tmp_path / "exp.toml")
 
 
+@pytest.mark.slow  # 16-33 s on 2 shared cores; the own_model example test rebuilds a report the same way
 def test_run_then_report_from_a_fresh_process(project: Path):
     out = project / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
