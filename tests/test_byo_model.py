@@ -383,3 +383,12 @@ def test_the_pareto_plot_of_a_model_without_accuracy_draws_its_metric():
 
     fig, hover = pareto_figure([row("dense", 1.0, 20.0), row("int8", 0.95, 9.0)], ["dense", "int8"], "t")
     assert fig.axes[0].get_ylabel().startswith("test cosine") and "cosine 0.95" in hover[1].tip
+
+
+def test_a_margin_wider_than_the_metric_is_refused_in_its_units():
+    # The margin is in the metric's units since issue 12 (mse margins may exceed 1), which dropped the
+    # old `margin < 1`; for accuracy a margin of 1.5 (meant as points) must still be one clear error.
+    raw = {"name": "m", "model": {"name": "mlp"}, "variants": [{"name": "dense"}]}
+    with pytest.raises(SlimlabError, match=r"`evaluate\.margin` is 1\.5, but accuracy spans only 1"):
+        parse_experiment({**raw, "evaluate": {"margin": 1.5}})
+    assert parse_experiment({**raw, "evaluate": {"metric": "mse", "margin": 1.5}}).evaluate.margin == 1.5
