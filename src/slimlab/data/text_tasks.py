@@ -70,7 +70,7 @@ def module_sentences(module: str) -> set[str]:
     return set(_module_sentences(module))
 
 
-@functools.lru_cache(maxsize=None)  # introspection is deterministic per process; a run loads data per seed
+@functools.cache  # introspection is deterministic per process; a run loads data per seed
 def _module_sentences(module: str) -> frozenset[str]:
     mod = importlib.import_module(module)
     found: set[str] = set()
