@@ -184,6 +184,7 @@ def test_the_example_parses_and_names_the_recipes_it_documents():
     assert recipes["linear_probe"].transfer.policy == "linear_probe"
     assert recipes["fine_tune"].transfer.policy == "full"
     assert recipes["fine_tune"].transfer.checkpoint == CHECKPOINT
+    assert recipes["discriminative"].transfer.policy == "discriminative"
     assert config.evaluate.seeds >= 3 and config.evaluate.baseline == "linear_probe"
 
 
