@@ -4,8 +4,8 @@ docstring sentence comes from.
 The sentences are the first sentences of the docstrings of the public functions, classes and methods that
 a module itself defines (imported names are skipped, so a sentence is labelled by where it is written).
 Each topic is a few stdlib modules; its label is the topic, so the text is real English technical prose and
-the label is a fact about it, not a rule that generated it. Some sentences are generic ("Return a copy.")
-and cannot be placed from their text alone: no model reaches 100%, which keeps the task honest.
+the label is a fact about it, not a rule that generated it. Some sentences cannot be placed from their text
+alone ("Make a directory called targetpath." is tarfile's, so "archives"): no model reaches 100%.
 
 - The classes are balanced: each topic keeps the same number of sentences (the smallest topic's count), a
   sample fixed by `split_seed`; a sentence that occurs in two topics is dropped.
