@@ -7,7 +7,11 @@ real server (`slimlab.serve`, FastAPI + uvicorn + the dynamic batcher, in its ow
 thread) on 127.0.0.1 and find the highest rate whose MLPerf LoadGen Server run is VALID (Poisson arrivals,
 p99 under the bound with LoadGen's early stopping), through HTTP. Prints JSON.
 
-    PYTHONPATH=src python benchmarks/serving.py [--budget-s 40] [--bound-ms 50] [--out serving.json]
+    PYTHONPATH=src python benchmarks/serving.py [--budget-s 40] [--bound-ms 50] [--stacks uvicorn,ray]
+        [--out serving.json]
+
+`--stacks uvicorn,ray` also measures the same app on Ray Serve (`slimlab serve --executor ray`), so the
+serving stacks are compared on the same load in the same run.
 
 Keep it short: the machine is shared. Each search is bounded by --budget-s.
 """
@@ -15,6 +19,7 @@ Keep it short: the machine is shared. Each search is bounded by --budget-s.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing
 import os
@@ -101,16 +106,41 @@ def simulated(servable, bodies, bound_ms: float, budget_s: float) -> dict:
     }
 
 
-def real(name: str, bodies, bound_ms: float, budget_s: float) -> dict:
+def _servable(name: str):
+    torch.set_num_threads(1)
+    return build(name)[0]
+
+
+def real(name: str, bodies, bound_ms: float, budget_s: float, stack: str = "uvicorn") -> dict:
+    """The peak VALID LoadGen Server rate against the real server: `uvicorn` (FastAPI + uvicorn + the
+    asyncio batcher, in its own process) or `ray` (the same app on a local Ray Serve, @serve.batch)."""
     from slimlab.serve import loadgen
 
     reason = loadgen.loadgen_available()
     if reason:
         return {"skipped": reason}
     port = _free_port()
-    process = multiprocessing.get_context("spawn").Process(target=_serve, args=(name, port), daemon=True)
-    process.start()
     url = f"http://127.0.0.1:{port}"
+    if stack == "ray":
+        try:
+            from slimlab.serve import ray_serve
+        except ImportError as e:
+            return {"skipped": f"Ray Serve is not installed ({e})"}
+        ray_serve.start("127.0.0.1", port)
+        app = ray_serve.application(
+            functools.partial(_servable, name), max_batch_size=MAX_BATCH, max_wait_ms=MAX_WAIT_MS, threads=1
+        )
+        ray_serve.deploy(app)
+        alive, stop = (lambda: True), ray_serve.stop
+    else:
+        process = multiprocessing.get_context("spawn").Process(target=_serve, args=(name, port), daemon=True)
+        process.start()
+        alive = process.is_alive
+
+        def stop() -> None:
+            process.terminate()
+            process.join(timeout=10)
+
     try:
         import httpx
 
@@ -121,7 +151,7 @@ def real(name: str, bodies, bound_ms: float, budget_s: float) -> dict:
                     break
             except httpx.HTTPError:
                 pass
-            if time.monotonic() > deadline or not process.is_alive():
+            if time.monotonic() > deadline or not alive():
                 return {"skipped": "the server did not start"}
             time.sleep(0.2)
         for body in bodies[:20]:  # warm-up
@@ -139,8 +169,7 @@ def real(name: str, bodies, bound_ms: float, budget_s: float) -> dict:
         ]
         return found
     finally:
-        process.terminate()
-        process.join(timeout=10)
+        stop()
 
 
 def main() -> None:
@@ -149,6 +178,9 @@ def main() -> None:
     parser.add_argument("--bound-ms", type=float, default=50.0)
     parser.add_argument("--budget-s", type=float, default=40.0)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--stacks", default="uvicorn", help="uvicorn,ray: the serving stacks measured, each in turn per model"
+    )
     args = parser.parse_args()
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line), "?")
@@ -162,15 +194,20 @@ def main() -> None:
         servable, bodies = build(name)
         started = time.monotonic()
         sim = simulated(servable, bodies, args.bound_ms, args.budget_s)
-        measured = real(name, bodies, args.bound_ms, args.budget_s)
+        stacks = {
+            stack: real(name, bodies, args.bound_ms, args.budget_s, stack) for stack in args.stacks.split(",")
+        }
+        measured = stacks[args.stacks.split(",")[0]]
         out["models"][name] = {
             "simulated": sim,
             "real": measured,
+            "stacks": stacks,
             "seconds": round(time.monotonic() - started, 1),
             "load_1min_after": os.getloadavg()[0],
         }
         print(
-            f"{name}: simulated {sim.get('best_rate_per_s')} /s, real {measured.get('peak_qps')} /s",
+            f"{name}: simulated {sim.get('best_rate_per_s')} /s, real "
+            + ", ".join(f"{k} {v.get('peak_qps')} /s" for k, v in stacks.items()),
             file=sys.stderr,
         )
     text = json.dumps(out, indent=1, default=str)

@@ -113,6 +113,7 @@ def test_missing_factory_module_is_one_clear_error(tmp_path: Path):
         load_experiment(tmp_path / "exp.toml")
 
 
+@pytest.mark.slow  # 16-33 s on 2 shared cores; the own_model example test rebuilds a report the same way
 def test_run_then_report_from_a_fresh_process(project: Path):
     out = project / "run"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
@@ -364,3 +365,30 @@ def test_a_diverged_variant_is_the_first_alert_of_the_headline_and_never_recomme
     assert h["datasets"][0]["recommended"] == "bf16"
     lines = headline_lines(h)
     assert lines[0].startswith("d: recommended: bf16") and lines[1].startswith("fail: fidelity (d): int8")
+
+
+def test_the_pareto_plot_of_a_model_without_accuracy_draws_its_metric():
+    # An encoder scored by cosine to dense has no accuracy: the report's Pareto plot raised TypeError.
+    from slimlab.report.plots import pareto_figure
+
+    def row(variant: str, cosine: float, ms: float) -> dict:
+        return {
+            "variant": variant,
+            "n_ok": 1,
+            "latency_p50_ms": ms,
+            "latency_batch_size": 1,
+            "accuracy": {"mean": None, "ci": [None, None]},
+            "metric": {"name": "cosine", "mean": cosine, "ci": [cosine - 0.01, cosine + 0.005]},
+        }
+
+    fig, hover = pareto_figure([row("dense", 1.0, 20.0), row("int8", 0.95, 9.0)], ["dense", "int8"], "t")
+    assert fig.axes[0].get_ylabel().startswith("test cosine") and "cosine 0.95" in hover[1].tip
+
+
+def test_a_margin_wider_than_the_metric_is_refused_in_its_units():
+    # The margin is in the metric's units since issue 12 (mse margins may exceed 1), which dropped the
+    # old `margin < 1`; for accuracy a margin of 1.5 (meant as points) must still be one clear error.
+    raw = {"name": "m", "model": {"name": "mlp"}, "variants": [{"name": "dense"}]}
+    with pytest.raises(SlimlabError, match=r"`evaluate\.margin` is 1\.5, but accuracy spans only 1"):
+        parse_experiment({**raw, "evaluate": {"margin": 1.5}})
+    assert parse_experiment({**raw, "evaluate": {"metric": "mse", "margin": 1.5}}).evaluate.margin == 1.5

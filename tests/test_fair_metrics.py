@@ -31,9 +31,13 @@ from slimlab.evaluate.groups import (
     group_metrics,
     ranked,
     trial_group_metrics,
-    wilson,
 )
 from slimlab.evaluate.reliability import data_reliability
+from slimlab.stats import wilson_ci
+
+
+def wilson(k: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
+    return wilson_ci(k, n, confidence)[1]
 
 
 @pytest.fixture
@@ -49,9 +53,13 @@ def binary_data():
 
 
 def test_wilson_matches_statsmodels_and_a_known_value():
+    # The one Wilson interval (stats.wilson_ci) serves the per-group tables, CIEs and reliability audit.
     assert wilson(8, 10) == pytest.approx((0.4901625, 0.9433178), abs=1e-6)
-    for k, n in [(0, 5), (5, 5), (37, 120)]:
+    for k, n in [(0, 5), (5, 5), (37, 120), (37.4, 120)]:  # a mean count over seeds is a float
         assert wilson(k, n, 0.9) == pytest.approx(proportion_confint(k, n, alpha=0.1, method="wilson"))
+    assert wilson_ci(8, 10)[0] == 0.8 and all(v != v for v in wilson(3, 0))
+    with pytest.raises(ValueError, match="must lie in"):
+        wilson_ci(11, 10)
 
 
 def test_group_metrics_agree_with_fairlearn(binary_data):
@@ -185,7 +193,10 @@ def test_compression_impact_holm_over_groups_and_variants():
     family = [r for r in result["rows"] if not r["small_n"]]
     assert result["family_size"] == len(family) == 8
     for key in ("p_noninferiority", "p_inferiority"):
-        expected = multipletests([r[key] for r in family], method="holm")[1]
+        # The one rule (stats.verdict): a degenerate row has no p of its own, and counts with p = 1.
+        assert all((r[key] is None) == bool(r["inconclusive_reason"]) for r in family)
+        raw = [1.0 if r["inconclusive_reason"] else r[key] for r in family]
+        expected = multipletests(raw, method="holm")[1]
         assert [r[f"{key}_holm"] for r in family] == pytest.approx(list(expected))
     assert result["most_hurt"][0]["group"] == "g3"
     assert [g["group"] for g in inferior_groups(result, "pruned")] == ["g3"]

@@ -107,9 +107,14 @@ def test_mcnemar_is_statsmodels_and_the_binomial_test():
 
 
 def test_degenerate_inputs():
-    assert paired_t([0.9, 0.8], [0.9, 0.8]).p_value == 1.0
-    assert wilcoxon_signed_rank([0.9, 0.8, 0.7], [0.8, 0.7, 0.6]).p_value == 0.0  # identical +0.1 shifts
+    # Differences that do not vary have no test statistic: no p-value (it used to be set "exactly" to 1 or
+    # 0, a certainty that two agreeing seeds cannot give; issue 10's one degenerate-data rule).
+    same = paired_t([0.9, 0.8], [0.9, 0.8])
+    assert math.isnan(same.p_value) and "do not vary" in same.detail
+    assert math.isnan(wilcoxon_signed_rank([0.9, 0.8, 0.7], [0.8, 0.7, 0.6]).p_value)  # identical shifts
+    assert math.isnan(nadeau_bengio([0.9, 0.8, 0.7], [0.8, 0.7, 0.6], 0.25).p_value)
     assert math.isnan(paired_permutation([0.9], [0.8]).p_value)
+    assert math.isnan(tost_paired([0.9, 0.8, 0.7], [0.9, 0.8, 0.7], 0.01)["p_value"])
     with pytest.raises(ValueError, match="differ in length"):
         wilcoxon_signed_rank([1, 2, 3], [1, 2])
 

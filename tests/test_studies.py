@@ -221,6 +221,40 @@ def test_study_files_through_the_cli(tmp_path):
     assert "held" in result.output
 
 
+def test_report_rebuilds_a_study_from_its_cells_without_training(tmp_path, monkeypatch):
+    """`slimlab report DIR` on a study's folder: the same results from the stored cells, nothing trained;
+    a study stopped part-way reports its finished seeds and says so."""
+    from slimlab.studies import deep_bootstrap
+
+    path = tmp_path / "db.toml"
+    body = "\n".join(f"{k} = {json.dumps(v)}" for k, v in TINY_DB.items() if k != "model_params")
+    path.write_text(f'kind = "study"\nname = "tiny-db"\n[study]\n{body}\n')
+    out = tmp_path / "out"
+    assert CliRunner().invoke(app, ["run", str(path), "--out", str(out)]).exit_code == 0
+    first = json.loads((out / "results.json").read_text())
+    (out / "results.json").unlink()
+    (out / "report.html").unlink()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a report rebuild must not train")
+
+    monkeypatch.setattr(deep_bootstrap, "_train_cell", no_training)
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    rebuilt = json.loads((out / "results.json").read_text())
+    assert (out / "report.html").exists()
+    assert rebuilt["cells"] == first["cells"] and rebuilt["study"] == first["study"]
+
+    seeds = TINY_DB["seeds"]
+    for cell in (out / "cells").glob(f"*-{seeds - 1}-*.json"):  # the last seed never finished
+        cell.unlink()
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{seeds - 1} of {seeds} seeds have finished" in " ".join(result.output.split())
+    partial = json.loads((out / "results.json").read_text())
+    assert {c["seed"] for c in partial["cells"]} == set(range(seeds - 1))
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

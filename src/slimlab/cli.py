@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from importlib import resources
 from pathlib import Path
@@ -202,6 +203,10 @@ def _run_study(config_path: Path, out: Path | None, quick: bool) -> None:
         raise _fail(
             f"interrupted; finished cells are kept in {out}; run the same command to continue", 130
         ) from None
+    _print_claims(results, out)
+
+
+def _print_claims(results: dict, out: Path) -> None:
     for claim in results["study"]["claims"]:
         held = {True: "[green]held[/]", False: "[red]not held[/]", None: "n/a"}[claim["held"]]
         console.print(f"{held}  {claim['claim']}", highlight=False)
@@ -268,11 +273,34 @@ def demo(
 
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="a run directory written by `slimlab run`")]) -> None:
-    """Rebuild results.json and report.html from a run directory's store."""
+    """Rebuild results.json and report.html from a run directory's store (an experiment's or a study's)."""
+    from slimlab.studies import is_study_dir
+
     try:
-        _write_and_summarize(run_dir)
+        if is_study_dir(run_dir):
+            _rebuild_study(run_dir)
+        else:
+            _write_and_summarize(run_dir)
     except SlimlabError as e:
         raise _fail(str(e)) from None
+
+
+def _rebuild_study(run_dir: Path) -> None:
+    """A study's report from its finished cells; nothing is trained."""
+    from slimlab.analysis.studies import analyze_study
+    from slimlab.report.studies import write_study_outputs
+    from slimlab.studies import replay_study
+
+    study, records, asked = replay_study(run_dir)
+    results = analyze_study(study, records)
+    write_study_outputs(results, run_dir)
+    if study.study.seeds < asked:
+        console.print(
+            f"{study.study.seeds} of {asked} seeds have finished; the report covers those "
+            "(run the study's `slimlab run` command again to finish it)",
+            style="yellow",
+        )
+    _print_claims(results, run_dir)
 
 
 @app.command()
@@ -681,7 +709,15 @@ def _foreign_onnx(path: Path, data: str | None, quantize: str | None, calibratio
             )
         calib = inputs_from_npz(calibration)
         examples = examples if examples is not None else calib
-        quantized = _static_int8_onnx(module, calib, _csv(op_types, "--op-types") if op_types else None)
+        try:
+            quantized = _static_int8_onnx(module, calib, _csv(op_types, "--op-types") if op_types else None)
+        except SlimlabError:
+            raise
+        except Exception as e:  # the user's graph or inputs ONNX Runtime's quantizer cannot take: one line
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+            raise DataFileError(
+                f"{path}: static int8 quantization failed: {type(e).__name__}: {first}"
+            ) from None
         out.write_bytes(quantized.onnx_model.numpy().tobytes())
     else:
         from slimlab.bench.backends import OnnxRuntimeBackend
@@ -711,6 +747,10 @@ def torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def serve(
     model: Annotated[
@@ -737,7 +777,14 @@ def serve(
     params: Annotated[str | None, typer.Option(help="the architecture's parameters, as JSON")] = None,
     input_shape: Annotated[str | None, typer.Option(help="one example's shape, e.g. 40 or 1,40")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch threads")] = None,
-    executor: Annotated[str, typer.Option(help="local (uvicorn); ray: not built yet")] = "local",
+    executor: Annotated[
+        str, typer.Option(help="local (uvicorn, one process) or ray (a Ray Serve deployment)")
+    ] = "local",
+    replicas: Annotated[int, typer.Option(min=1, help="with --executor ray: model replicas")] = 1,
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --executor ray: a cluster to join (default: RAY_ADDRESS, else local)"),
+    ] = None,
 ) -> None:
     """Serve a model over HTTP with dynamic batching: GET /health, POST /predict, GET /metrics."""
     try:
@@ -748,8 +795,11 @@ def serve(
         ) from None
     if executor not in ("local", "ray"):
         raise _fail(f"--executor must be 'local' or 'ray'; got {executor!r}")
-    if executor == "ray":  # refused before any work: not built yet (README, "Not built yet")
-        raise _fail("--executor ray (Ray Serve deployment) is not built yet; serve with --executor local")
+    if executor == "ray":
+        try:
+            import ray.serve  # noqa: F401
+        except ImportError as e:
+            raise _fail(f"--executor ray needs Ray Serve: pip install 'ray[serve]' ({e})") from None
     try:
         parsed = json.loads(params) if params else None
         if parsed is not None and not isinstance(parsed, dict):
@@ -759,9 +809,15 @@ def serve(
             import torch
 
             torch.set_num_threads(threads)
-        servable = load_servable(
-            model, trial=trial, arch=arch, factory=factory, params=parsed, input_shape=shape
-        )
+        spec = {
+            "model": str(Path(model).resolve()) if Path(model).exists() else model,
+            "trial": trial,
+            "arch": arch,
+            "factory": factory,
+            "params": parsed,
+            "input_shape": shape,
+        }
+        servable = load_servable(**spec)  # also with Ray: a bad model fails here, before Ray starts
     except json.JSONDecodeError as e:
         raise _fail(f"--params is not JSON: {e}") from None
     except SlimlabError as e:
@@ -774,6 +830,19 @@ def serve(
     err_console.print(
         f"serving {servable.name} on http://{host}:{port} ({executor}); Ctrl-C stops", style="dim"
     )
+    if executor == "ray":
+        from slimlab.serve import ray_serve
+
+        ray_serve.start(host, port, address=address)
+        signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM stops Serve as Ctrl-C does: no orphan actors
+        app = ray_serve.application(spec, replicas=replicas, threads=threads, **options)
+        try:
+            ray_serve.deploy(app, blocking=True)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            ray_serve.stop()
+        return
     from slimlab.serve.server import serve_forever
 
     serve_forever(servable, host=host, port=port, **options)

@@ -305,6 +305,14 @@ class EvaluateConfig(Section):
                 object.__setattr__(self, "source", locate_metric(self.metric, _base_dir(info)))
             except SlimlabError as e:
                 raise _custom(str(e)) from None
+        if self.metric in METRICS:  # a margin as wide as the metric's whole range decides nothing
+            metric = METRICS.get(self.metric)
+            width = metric.upper - metric.lower
+            if self.margin >= width:
+                raise _custom(
+                    f"`evaluate.margin` is {self.margin}, but {self.metric} spans only {width:g}; "
+                    f"give a margin in its units (accuracy: 0.01 = 1 point)"
+                )
         return self
 
     @field_validator("seeds")

@@ -84,7 +84,10 @@ def ticket_limit(
         if rnd == 0:
             continue
         dense = {rec["seed"]: rec["rounds"][0]["test_accuracy"] for rec in records}
-        # The one paired comparison of slimlab.stats (paired t over seeds, its CI and verdict rule).
+        # The one paired comparison of slimlab.stats (paired t over seeds, its CI, the degenerate-data rule
+        # and the verdict rule at alpha/2). Each round is decided alone: `last_matching_round` walks the
+        # rounds in their fixed order and stops at the first that does not match, a fixed-sequence
+        # procedure that keeps the family-wise error at alpha/2 without a Holm adjustment.
         paired = paired_comparison(
             [r["test_accuracy"] for _, r in entries],
             [dense[seed] for seed, _ in entries],

@@ -9,9 +9,11 @@ Intel Neural Compressor tunes until a point estimate of the accuracy loss is wit
 2. Ranking by cost: the measured p50 latency at the search's batch size (offline scenario, the
    candidate's own runtime through the eager backend), averaged over seeds.
 3. Acceptance on the final evaluation: each screened candidate that is faster than the baseline gets its
-   one-sided non-inferiority p-value (H0: delta <= -margin, paired over seeds on the test split),
-   Holm-corrected across all of them at alpha/2 (the level of the CI rule used for verdicts); the cheapest
-   whose corrected test rejects is accepted. If none does, the baseline stays.
+   one-sided non-inferiority p-value (H0: delta <= -margin, paired over seeds on the test split: the
+   experiment comparison's, from slimlab.stats.paired_comparison), Holm-corrected across all of them at
+   alpha/2 by the one verdict rule (slimlab.stats.verdict; a degenerate comparison counts with p = 1 and
+   is never accepted); the cheapest whose corrected test rejects is accepted. If none does, the baseline
+   stays.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from statsmodels.stats.multitest import multipletests
 
 from slimlab.analysis.summary import geomean, pareto_front
 from slimlab.analysis.view import RunView
@@ -27,6 +28,7 @@ from slimlab.bench import records as bench_records
 from slimlab.bench.deploy import deployed_latency, one_step_cells
 from slimlab.evaluate.fairness import inferior_groups
 from slimlab.stats import mean_ci
+from slimlab.stats.verdict import decide, holm_family
 
 PREFIX = "search-"
 METHOD = (
@@ -131,6 +133,7 @@ def search_decision(
                     "test_delta": c.get("delta"),
                     "test_ci": c.get("ci"),
                     "p_noninferiority": c.get("p_noninferiority"),
+                    "inconclusive_reason": c.get("inconclusive_reason"),
                 }
             )
         dense_latency = [_latency(t, batch, deploy) for t in dense.values()]
@@ -143,18 +146,23 @@ def search_decision(
             r["faster_than_baseline"] = bool(r["latency_ms"] and dense_mean and r["latency_ms"] < dense_mean)
             r["inferior_groups"] = inferior_groups(groups["compression"], r["variant"]) if groups else []
             r["groups_ok"] = not (require and r["inferior_groups"])
+        # The one verdict rule (stats.verdict) on the non-inferiority family of the screened candidates: a
+        # degenerate comparison counts with p = 1 (it was tried), and acceptance is adjusted p < alpha / 2.
         tried = [
             r
             for r in rows
-            if r["screened_in"] and r["faster_than_baseline"] and r["p_noninferiority"] is not None
+            if r["screened_in"]
+            and r["faster_than_baseline"]
+            and (r["p_noninferiority"] is not None or r["inconclusive_reason"])
         ]
-        if tried:
-            reject, adjusted, _, _ = multipletests(
-                [r["p_noninferiority"] for r in tried], alpha=alpha / 2, method="holm"
+        adjusted = holm_family(
+            [r["p_noninferiority"] for r in tried], [bool(r["inconclusive_reason"]) for r in tried]
+        )
+        for r, adj in zip(tried, adjusted, strict=True):
+            r["p_noninferiority_holm"] = adj
+            r["non_inferior"] = (
+                decide({"p_noninferiority": adj}, alpha)[0] == "non-inferior" and not r["inconclusive_reason"]
             )
-            for r, rej, adj in zip(tried, reject, adjusted, strict=True):
-                r["p_noninferiority_holm"] = float(adj)
-                r["non_inferior"] = bool(rej)
         for r in rows:
             r.setdefault("p_noninferiority_holm", None)
             r.setdefault("non_inferior", False)

@@ -242,16 +242,19 @@ def _dynamo_export(module: torch.nn.Module, example: torch.Tensor, path: Path) -
         registration.setLevel(level)
 
 
+TORCH_AO_INT8_SKIP = (
+    "ONNX export skipped: torch.ao quantized modules cannot be expressed in ONNX "
+    "(use static_int8 with backend='onnxruntime' for an ONNX int8 model)"
+)
+
+
 def export_onnx_bytes(module: torch.nn.Module, example: torch.Tensor) -> tuple[bytes, str]:
     """The module as ONNX with a dynamic batch axis, and which exporter made it. The TorchScript exporter
     first (cheap); torch.export's (dynamo) exporter where it fails. A torch.ao quantized module is refused
     without trying: neither exporter can express its packed int8 ops, and the attempt cost about 1 s."""
     module = module.eval()
     if torch_precision(module) == "int8":
-        raise BackendSkipped(
-            "ONNX export skipped: torch.ao quantized modules cannot be expressed in ONNX "
-            "(use static_int8 with backend='onnxruntime' for an ONNX int8 model)"
-        )
+        raise BackendSkipped(TORCH_AO_INT8_SKIP)
     try:
         with torch.no_grad():
             return _torchscript_export(module, example), "torch.onnx (torchscript)"
@@ -319,7 +322,14 @@ class OnnxRuntimeBackend:
 
     def _prepare(self, ort, model: LoadedModel, example: Inputs, workdir: Path, keep: bool) -> Prepared:
         path, exporter = model.onnx_path, "input file"
-        if path is None:
+        graph = getattr(model.module, "onnx_model", None)
+        if path is None and isinstance(graph, torch.Tensor):
+            # An ORT-backed module (static int8 QDQ, an ONNX file loaded as a model): its own graph. Tracing
+            # it would record the session's outputs as constants, a graph that computes nothing.
+            path = workdir / "model.onnx"
+            path.write_bytes(graph.numpy().tobytes())
+            exporter = "treatment graph"
+        elif path is None:
             module = _need_module(model, self.name)
             # Never a path from the model's name, which is user text (a variant name): a fixed file name.
             path = workdir / "model.onnx"
@@ -329,6 +339,10 @@ class OnnxRuntimeBackend:
                 else:
                     # Several inputs, dicts, integer ids: the TorchScript exporter names every input and
                     # handles keyword-input models (Hugging Face encoders) that torch.export often cannot.
+                    # torch.ao's int8 modules are refused before the attempt, as for one float input (the
+                    # exporter fails on them after printing the whole TorchScript graph).
+                    if torch_precision(module) == "int8":
+                        raise BackendSkipped(TORCH_AO_INT8_SKIP)
                     from slimlab.treatments.static_quant import export_onnx as export_torchscript
 
                     path.write_bytes(export_torchscript(module, to_torch(example)))

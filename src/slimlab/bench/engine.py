@@ -98,11 +98,19 @@ def run_benchmark(
     say = progress or (lambda _msg: None)
     backends = backends if backends is not None else backends_for(config.backends, config.session_threads)
     records: list[dict] = []
-    static = model.meta.get("static_batch_size")
-    if static:  # a program that accepts one batch size: the others are skipped, with the reason
+    # A program that accepts one batch size (a .pt2 specialised by torch.export, an ONNX graph whose batch
+    # axis is a constant): that size is measured, even when it was not asked for, and every other
+    # requested (scenario, batch size) is one skipped record with the reason.
+    static = model.meta.get("static_batch_size") or model.fixed_batch
+    if static:
+        reason = (
+            static_reason(static)
+            if model.meta.get("static_batch_size")
+            else f"the model's inputs have a fixed batch size of {static}"
+        )
         config, dropped = restrict_to_batch(config, static)
         records += [
-            {**_skipped(b.name, static_reason(static)), "scenario": sc, "batch_size": n}
+            {**_skipped(b.name, reason), "scenario": sc, "batch_size": n}
             for b in backends
             for sc, n in dropped
         ]
@@ -111,7 +119,7 @@ def run_benchmark(
     sizes = sweep_sizes(config, scenarios)
     with pinned_threads(config.threads):
         costs = _model_costs(model)
-        example = _example(model, static or model.fixed_batch or 4, seed=1)
+        example = _example(model, static or 4, seed=1)
         reference = None
         if model.module is not None and config.check_outputs:
             with torch.inference_mode():

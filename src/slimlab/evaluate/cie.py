@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from slimlab.evaluate.groups import MIN_N, wilson
+from slimlab.evaluate.groups import MIN_N
+from slimlab.stats.intervals import wilson_ci
 
 
 def modal_predictions(predictions: Sequence[np.ndarray], num_classes: int | None = None) -> np.ndarray:
@@ -84,7 +85,7 @@ def cie_summary(
         for group in sorted(set(labels.tolist())):
             in_group = labels == group
             n, count = int(in_group.sum()), int((mask & in_group).sum())
-            lo, hi = wilson(count, n, confidence)
+            _, (lo, hi) = wilson_ci(count, n, confidence)
             rate = count / n
             rows[group] = {
                 "n": n,

@@ -5,12 +5,13 @@ demographic-parity difference and ratio and the equalized-odds difference, as fa
 (`disparities` calls fairlearn's `MetricFrame`, `demographic_parity_*` and `equalized_odds_difference`;
 `fast_disparities` counts the same with numpy for the many calls of a report, and the tests check that
 the two agree), computed over the groups large enough to rank (see evaluate.groups). Over seeds: the mean
-and its t interval over seeds.
+and its interval over seeds on the logit scale (stats.bounded: every disparity lies in [0, 1]).
 
 Disparate impact of compression: for each compressed variant and each group, the change in the group's
-accuracy against the baseline, paired by seed (the same dense parent and test set), with its CI
-(slimlab.stats.paired_comparison) and a non-inferiority verdict at the experiment's margin. Checking many
-groups finds a "harmed" group by chance, so the verdicts are Holm-corrected over the whole family of
+accuracy against the baseline, paired by seed (the same dense parent and test set), by slimlab's one
+paired comparison (slimlab.stats.paired_comparison: its CI, its one-sided p-values at the margin and its
+degenerate-data rule). Checking many groups finds a "harmed" group by chance, so the verdicts come from
+the one verdict rule (slimlab.stats.verdict.holm_verdicts), Holm-corrected over the whole family of
 groups × variants (every attribute and intersection, small groups excluded):
 
     superior      Holm-adjusted p(H0: delta <= 0)        < alpha / 2
@@ -18,10 +19,12 @@ groups × variants (every attribute and intersection, small groups excluded):
     inferior      Holm-adjusted p(H0: delta >= -margin)  < alpha / 2
     inconclusive  otherwise
 
-The one-sided level alpha / 2 matches slimlab's overall verdicts, which read them off a two-sided
-(1 - alpha) CI; with a family of one test the two agree. The per-group CI is over seeds on a fixed test
-set: it says how reliably compression changes the model on these samples, not how the group's population
-accuracy would change. That is why groups flagged small_n get no verdict at all.
+It is the rule of the experiment's own comparisons; the one-sided level alpha / 2 matches the two-sided
+(1 - alpha) CI shown beside it. A group whose differences do not vary over seeds, or that has too few
+seeds, is inconclusive with its reason; a group so small that one row moves its accuracy by more than
+the margin is never non-inferior (`non_inferiority_unresolvable`). The per-group CI is over seeds on a
+fixed test set: it says how reliably compression changes the model on these samples, not how the group's
+population accuracy would change. That is why groups flagged small_n get no verdict at all.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from fairlearn.metrics import (
     demographic_parity_ratio,
     equalized_odds_difference,
 )
-from scipy import stats
 from sklearn.metrics import accuracy_score
 
-from slimlab.evaluate.groups import MAX_CI_WIDTH, MIN_N, group_metrics_over_seeds, is_small, ranked, wilson
-from slimlab.stats import holm, mean_ci, paired_comparison
+from slimlab.evaluate.groups import MAX_CI_WIDTH, MIN_N, group_metrics_over_seeds, is_small, ranked
 from slimlab.stats.bounded import bounded_mean_ci
-from slimlab.stats.degenerate import degenerate_reason
+from slimlab.stats.degenerate import resolution_reason
+from slimlab.stats.intervals import wilson_ci
+from slimlab.stats.paired import paired_comparison
+from slimlab.stats.verdict import FAMILIES, holm_verdicts
 
 DISPARITIES = (
     "worst_group_accuracy",
@@ -205,23 +209,6 @@ def audit_variant(
     return out
 
 
-def _one_sided(d: np.ndarray, shift: float, alternative: str) -> float:
-    """p of a one-sample t-test of mean(d) + shift against 0; exact when the differences do not vary."""
-    if d.size < 2:
-        return math.nan
-    x = d + shift
-    if np.all(x == x[0]):
-        holds = x[0] > 0 if alternative == "greater" else x[0] < 0
-        return 0.0 if holds else 1.0
-    return float(stats.ttest_1samp(x, 0.0, alternative=alternative).pvalue)
-
-
-def _ci_or_none(d: np.ndarray, alpha: float) -> list[float | None]:
-    """The t interval of the differences for display, or none when they do not vary (no spread)."""
-    _, (lo, hi) = mean_ci(d, 1 - alpha)
-    return [None, None] if lo == hi else [_nan_none(lo), _nan_none(hi)]
-
-
 def _group_accuracy(y_true: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
     return float((pred[mask] == y_true[mask]).mean())
 
@@ -271,39 +258,32 @@ def compression_impact(
                     "variant_accuracy": float(a.mean()) if seeds else None,
                 }
                 # The same rule as the per-group table: n, or the width of the baseline's accuracy interval.
-                ci = wilson(b.mean() * n, n) if seeds else (None, None)
+                ci = wilson_ci(b.mean() * n, n)[1] if seeds else (None, None)
                 row["small_n"] = is_small(n, ci, min_n, max_ci_width)
-                # The one degenerate-data rule: differences that do not vary over seeds, too few seeds,
-                # or a group so small that one row moves its accuracy by more than the margin.
-                reason = degenerate_reason(a - b, margin=margin) if seeds else "no paired seeds"
-                row["inconclusive_reason"] = reason
-                # A group so small that one row moves its accuracy by more than the margin can be shown
-                # worse (or better), but never "no worse than the margin".
-                coarse = degenerate_reason([0.0, 1.0, 2.0], margin=margin, n_samples=n) if n else None
-                row["non_inferiority_unresolvable"] = coarse
-                if len(seeds) >= 2 and reason is None:
-                    c = paired_comparison(a, b, margin, alpha)
-                    d = a - b
+                if seeds:
+                    # The one paired comparison (stats.paired), with the one degenerate-data rule:
+                    # differences that do not vary over seeds, or too few seeds, are inconclusive with the
+                    # reason; a group so small that one row moves its accuracy by more than the margin can
+                    # be shown worse (or better), but never "no worse than the margin".
+                    c = paired_comparison(a, b, margin, alpha, n_samples=n)
                     row.update(
                         delta=c.delta,
                         ci=[_nan_none(c.ci[0]), _nan_none(c.ci[1])],
                         p_value=_nan_none(c.p_value),
-                        p_superiority=_one_sided(d, 0.0, "greater"),
-                        p_noninferiority=_one_sided(d, margin, "greater"),
-                        p_inferiority=_one_sided(d, margin, "less"),
+                        **c.pvalues(),
                         verdict_unadjusted=c.verdict,
+                        inconclusive_reason=c.reason,
+                        non_inferiority_unresolvable=c.non_inferiority_unresolvable,
                     )
                 else:
                     row.update(
-                        delta=float((a - b).mean()) if seeds else None,
-                        ci=[None, None] if len(seeds) < 2 else _ci_or_none(a - b, alpha),
+                        delta=None,
+                        ci=[None, None],
                         p_value=None,
-                        # Degenerate data support no claim: p = 1 (the most conservative value), so that
-                        # the group still counts in the Holm family of groups looked at, and can pass no test.
-                        p_superiority=1.0 if reason and len(seeds) >= 2 else math.nan,
-                        p_noninferiority=1.0 if reason and len(seeds) >= 2 else math.nan,
-                        p_inferiority=1.0 if reason and len(seeds) >= 2 else math.nan,
+                        **dict.fromkeys(FAMILIES),
                         verdict_unadjusted="inconclusive",
+                        inconclusive_reason="no paired seeds",
+                        non_inferiority_unresolvable=resolution_reason(n, margin),
                     )
                 rows.append(row)
     _holm_verdicts(rows, alpha)
@@ -313,7 +293,7 @@ def compression_impact(
         "margin": margin,
         "alpha": alpha,
         "correction": "Holm over all groups × variants that are not small_n",
-        "family_size": sum(1 for r in rows if not r["small_n"] and r["p_noninferiority"] is not None),
+        "family_size": sum(1 for r in rows if not r["small_n"]),
         "rows": rows,
         "most_hurt": [
             {k: r[k] for k in ("variant", "attribute", "group", "n", "delta", "ci", "verdict")}
@@ -323,35 +303,13 @@ def compression_impact(
 
 
 def _holm_verdicts(rows: list[dict], alpha: float) -> None:
-    """Holm-adjust each one-sided family over the rows that get a verdict, and set each row's verdict."""
-    family = [r for r in rows if not r["small_n"]]
-    for key in ("p_superiority", "p_noninferiority", "p_inferiority"):
-        adjusted = holm([r[key] for r in family])
-        for r, p in zip(family, adjusted, strict=True):
-            r[f"{key}_holm"] = _nan_none(p)
-    level = alpha / 2
+    """The one verdict rule (stats.verdict.holm_verdicts) over the family of rows that are not small_n;
+    a small_n row gets the verdict "small_n" and no adjusted p-values."""
+    holm_verdicts([r for r in rows if not r["small_n"]], alpha)
     for r in rows:
-        for key in ("p_superiority", "p_noninferiority", "p_inferiority"):
-            r[key] = _nan_none(r[key])
-            r.setdefault(f"{key}_holm", None)  # small_n rows are outside the family
         if r["small_n"]:
-            r["verdict"] = "small_n"
-            continue
-        if r.get("inconclusive_reason"):
-            r["verdict"] = "inconclusive"
-            continue
-        if r["p_superiority_holm"] is not None and r["p_superiority_holm"] < level:
-            r["verdict"] = "superior"
-        elif (
-            r["p_noninferiority_holm"] is not None
-            and r["p_noninferiority_holm"] < level
-            and not r.get("non_inferiority_unresolvable")
-        ):
-            r["verdict"] = "non-inferior"
-        elif r["p_inferiority_holm"] is not None and r["p_inferiority_holm"] < level:
-            r["verdict"] = "inferior"
-        else:
-            r["verdict"] = "inconclusive"
+            r.update({f"{key}_holm": None for key in FAMILIES})
+            r.update(verdict="small_n", decided_by=None, p_decision=None)
 
 
 def inferior_groups(impact: Mapping, variant: str) -> list[dict]:

@@ -3,8 +3,8 @@
 For one model's predictions on the test split and one group attribute (e.g. "race"), each group gets: n,
 its share of the test set, accuracy, error rate and, for binary tasks, the true-positive rate, the
 false-positive rate and the selection rate (the share predicted positive), each with a Wilson score
-interval (statsmodels `proportion_confint(method="wilson")`), and the expected calibration error when
-class probabilities are given.
+interval (slimlab.stats.wilson_ci, statsmodels' `proportion_confint(method="wilson")`), and the expected
+calibration error when class probabilities are given.
 
 Multiclass tasks: TPR, FPR and the selection rate are defined for one positive class, so they are
 reported for binary tasks only. The per-class accuracy of a multiclass task is what the class-as-group
@@ -21,25 +21,16 @@ from training (seeds) is given separately as `seed_sd`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from slimlab.stats.intervals import wilson_ci
 
 MIN_N = 30
 MAX_CI_WIDTH = 0.3  # a 95% accuracy interval wider than 30 points ranks nothing (n=30 at 50% gives 0.34)
 ECE_BINS = 15
 RATES = ("accuracy", "error_rate", "tpr", "fpr", "selection_rate")
-
-
-def wilson(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:
-    """The Wilson score interval; (nan, nan) when n is 0."""
-    if n <= 0:
-        return math.nan, math.nan
-    from statsmodels.stats.proportion import proportion_confint  # slow to import; needed only here
-
-    lo, hi = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
-    return float(lo), float(hi)
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
@@ -74,7 +65,7 @@ def _counts(
 def _rate(successes: float, trials: float, confidence: float) -> dict:
     if trials == 0:
         return {"value": None, "ci": [None, None], "n": 0}
-    lo, hi = wilson(successes, trials, confidence)
+    _, (lo, hi) = wilson_ci(successes, trials, confidence)
     return {"value": successes / trials, "ci": [lo, hi], "n": int(trials)}
 
 
@@ -172,7 +163,7 @@ def group_metrics_over_seeds(
                 }
                 continue
             mean = float(np.mean(values))
-            lo, hi = wilson(mean * trials, trials, confidence)
+            _, (lo, hi) = wilson_ci(mean * trials, trials, confidence)
             sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
             entry[rate] = {"value": mean, "ci": [lo, hi], "n": trials, "seed_sd": sd, "per_seed": values}
         if "ece" in first:

@@ -28,7 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from slimlab.data.dataset import Dataset
-from slimlab.evaluate.groups import wilson
+from slimlab.stats.intervals import wilson_ci
 
 THIN_SHARE = 0.2  # thin: a group with less than a fifth of an equal share (1 / number of groups)
 NOISE_FACTOR = 1.5  # noisier: the group's interval lies above 1.5x what the rest's rate predicts for it
@@ -108,7 +108,7 @@ def data_reliability(
                 if n:
                     row["label_disagreement"] = {
                         "value": k / n,
-                        "ci": list(wilson(k, n)),
+                        "ci": list(wilson_ci(k, n)[1]),
                         "n": n,
                         "majority_error": majority_error(y_sample[in_sample]),
                     }

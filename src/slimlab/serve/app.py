@@ -9,7 +9,8 @@ Every request is checked before it is queued (JSON, shape, dtype, id range, exam
 size), and a bad one gets a 4xx with one line saying what was expected: a malformed request never reaches
 a batch that good requests share. FastAPI + uvicorn is the stack because it is installed with
 slimlab's own dependencies, runs in one process, and its batcher is the policy the simulation models;
-the comparison with LitServe and Ray Serve's `@serve.batch` (and `--executor ray`) is not built yet.
+`slimlab.serve.ray_serve` deploys this same app on Ray Serve (`--executor ray`), with Ray's `@serve.batch`
+in place of the asyncio batcher (`make_batcher`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import time
+from collections.abc import Callable
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -31,7 +33,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import Metric
 
-from slimlab.serve.batcher import DynamicBatcher
+from slimlab.serve.batcher import Batcher, DynamicBatcher
 from slimlab.serve.model import RequestError, Servable
 
 DEFAULT_MAX_BODY_BYTES = 8 * 2**20
@@ -77,7 +79,10 @@ def create_app(
     max_batch_size: int = 64,
     max_wait_ms: float = 2.0,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    make_batcher: Callable[..., Batcher] = DynamicBatcher,
 ) -> FastAPI:
+    """The app; `make_batcher(run, max_batch_size, max_wait_ms, on_batch)` gathers requests into model
+    calls (the asyncio batcher by default)."""
     if servable.max_batch is not None:
         max_batch_size = min(max_batch_size, servable.max_batch)
     registry = CollectorRegistry()
@@ -101,7 +106,7 @@ def create_app(
         batch_sizes.observe(n)
         batch_seconds.observe(seconds)
 
-    batcher = DynamicBatcher(servable.run, max_batch_size, max_wait_ms, on_batch)
+    batcher = make_batcher(servable.run, max_batch_size, max_wait_ms, on_batch)
     depth.set_function(lambda: batcher.depth)
 
     async def lifespan(app: FastAPI):

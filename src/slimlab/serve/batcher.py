@@ -13,12 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
+
+
+class Batcher(Protocol):
+    """What the app needs of a batcher: this asyncio one, or Ray Serve's (`slimlab.serve.ray_serve`)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    async def submit(self, arrays: dict[str, np.ndarray], n: int) -> np.ndarray: ...
 
 
 @dataclass
@@ -94,20 +109,39 @@ class DynamicBatcher:
             live = [p for p in batch if not p.future.done()]  # a client that went away is not run
             if not live:
                 continue
-            names = live[0].arrays.keys()
-            inputs = {k: np.concatenate([p.arrays[k] for p in live]) for k in names}
-            start = time.perf_counter()
+            requests = [(p.arrays, p.n) for p in live]
             try:
-                out = await loop.run_in_executor(self._executor, self.run, inputs)
+                outs = await loop.run_in_executor(
+                    self._executor, run_requests, self.run, requests, self.max_batch_size, self.on_batch
+                )
             except Exception as error:  # the model failed: every request of the batch gets the error
                 for p in live:
                     if not p.future.done():
                         p.future.set_exception(error)
                 continue
-            if self.on_batch:
-                self.on_batch(sum(p.n for p in live), time.perf_counter() - start)
-            offset = 0
-            for p in live:
+            for p, out in zip(live, outs, strict=True):
                 if not p.future.done():
-                    p.future.set_result(out[offset : offset + p.n])
-                offset += p.n
+                    p.future.set_result(out)
+
+
+def run_requests(
+    run: Callable[[dict[str, np.ndarray]], np.ndarray],
+    requests: list[tuple[dict[str, np.ndarray], int]],
+    max_examples: int,
+    on_batch: Callable[[int, float], None] | None = None,
+) -> list[np.ndarray]:
+    """Runs the model on the requests' examples concatenated, in calls of at most `max_examples`
+    examples, and returns each request's slice of the output."""
+    names = requests[0][0].keys()
+    inputs = {k: np.concatenate([arrays[k] for arrays, _ in requests]) for k in names}
+    total = sum(n for _, n in requests)
+    parts = []
+    for lo in range(0, total, max_examples):
+        chunk = {k: v[lo : lo + max_examples] for k, v in inputs.items()}
+        start = time.perf_counter()
+        parts.append(np.asarray(run(chunk)))
+        if on_batch:
+            on_batch(len(next(iter(chunk.values()))), time.perf_counter() - start)
+    out = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    offsets = np.cumsum([0] + [n for _, n in requests])
+    return [out[a:b] for a, b in itertools.pairwise(offsets)]

@@ -21,9 +21,10 @@ _WHERE = {
     "mean_ci": "intervals",
     "wilson_ci": "intervals",
     "PairedComparison": "paired",
-    "holm": "paired",
+    "holm": "verdict",
     "paired_comparison": "paired",
-    "verdict_from_ci": "paired",
+    "verdict_from_ci": "verdict",
+    "holm_verdicts": "verdict",
     "PairedTestResult": "paired_tests",
     "mcnemar_exact": "paired_tests",
     "nadeau_bengio": "paired_tests",
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from slimlab.stats.compare import compare_scores, load_scores, rows_from_trials
     from slimlab.stats.decisions import equivalence_from_ci, tost_paired
     from slimlab.stats.intervals import bootstrap_ci, mean_ci, wilson_ci
-    from slimlab.stats.paired import PairedComparison, holm, paired_comparison, verdict_from_ci
+    from slimlab.stats.paired import PairedComparison, paired_comparison
     from slimlab.stats.paired_tests import (
         PairedTestResult,
         mcnemar_exact,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     )
     from slimlab.stats.power import power_info, seeds_needed
     from slimlab.stats.ranking import cd_diagram, figure_to_base64_png, rank_methods
+    from slimlab.stats.verdict import holm, holm_verdicts, verdict_from_ci
 
 __all__ = [
     "ChosenTest",
@@ -74,6 +76,7 @@ __all__ = [
     "equivalence_from_ci",
     "figure_to_base64_png",
     "holm",
+    "holm_verdicts",
     "load_scores",
     "mcnemar_exact",
     "mean_ci",

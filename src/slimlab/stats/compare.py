@@ -18,18 +18,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from slimlab.errors import ConfigError, DataFileError, SlimlabError
 from slimlab.stats import checks
 from slimlab.stats.choose import Design, choose_test, run_test
 from slimlab.stats.decisions import equivalence_from_ci, tost_paired
-from slimlab.stats.degenerate import degenerate_reason
-from slimlab.stats.intervals import no_spread, wilson_ci
-from slimlab.stats.paired import holm, verdict_from_ci
+from slimlab.stats.intervals import wilson_ci
+from slimlab.stats.paired import paired_comparison
 from slimlab.stats.power import power_info
 from slimlab.stats.ranking import average_ranks, rank_methods
-from slimlab.stats.verdict import holm_verdicts, margin_pvalues
+from slimlab.stats.verdict import holm, holm_verdicts
 
 REQUIRED = ("method", "dataset", "score")
 RUN_COLUMNS = ("seed", "fold")
@@ -218,20 +216,23 @@ def compare_pair(
     choice = choose_test(
         chosen_design, len(runs), a - b if chosen_design != "per_sample" else None, test, alpha
     )
-    result = run_test(choice.test, a, b, alpha, test_train_ratio, seed)
+    # The one paired comparison (stats.paired): its test, the degenerate-data rule, the one-sided p-values
+    # at the margin; the verdict is decided again over the whole table by stats.verdict.holm_verdicts.
+    result = paired_comparison(
+        a,
+        b,
+        margin,
+        alpha,
+        test=choice.test,
+        test_train_ratio=test_train_ratio,
+        seed=seed,
+        unit=f"{run_column}s",
+    )
     ci = _orient(result.ci, sign)
-    oriented_ci = result.ci
-    verdict = verdict_from_ci(oriented_ci, margin)
+    reason = result.reason
     if choice.test == "paired_t":
         eq = tost_paired(a, b, margin, alpha)
         equivalence = {"verdict": eq["verdict"], "p_value": eq["p_value"], "method": eq["test"]}
-        d = a - b
-        p_ni = (
-            # no_spread, not ptp > 0: deltas equal up to float noise made scipy warn (an error in tests)
-            float(stats.ttest_1samp(d + margin, 0.0, alternative="greater").pvalue)
-            if not no_spread(d)
-            else None
-        )
     else:
         wide = run_test(choice.test, a, b, 2 * alpha, test_train_ratio, seed).ci
         equivalence = {
@@ -240,17 +241,9 @@ def compare_pair(
             "method": f"(1 - 2 alpha) CI of {choice.test} inside +-margin",
             "ci": list(_orient(wide, sign)),
         }
-        p_ni = None
-    # The one degenerate-data rule (stats.degenerate) and the one verdict rule (stats.verdict).
-    reason = None
-    pvalues: dict = {}
-    if chosen_design != "per_sample":
-        reason = degenerate_reason(a - b, test=choice.test, margin=margin, unit=f"{run_column}s")
-        if reason is None:
-            pvalues = margin_pvalues(choice.test, a, b, margin, alpha, test_train_ratio, seed)
-        else:
-            equivalence = {**equivalence, "verdict": "not equivalent", "p_value": None, "reason": reason}
-            p_ni = None
+    if reason is not None:
+        equivalence = {**equivalence, "verdict": "not equivalent", "p_value": None, "reason": reason}
+    verdict = result.verdict
     n_power = len(a) if chosen_design == "per_sample" else len(runs)
     power = power_info(choice.test, n_power, margin, spread, alpha, power_target, test_train_ratio)
     # An inconclusive verdict (the CI straddles -margin: "no difference shown, none excluded") is what an
@@ -298,7 +291,6 @@ def compare_pair(
         "test_train_ratio": test_train_ratio if choice.test == "nadeau_bengio" else None,
         "statistic": result.statistic,
         "p_value": result.p_value,
-        "p_noninferiority": p_ni,
         "margin": margin,
         "alpha": alpha,
         "verdict": verdict,
@@ -307,7 +299,7 @@ def compare_pair(
         "effect_size_name": result.effect_size_name,
         "power": power,
         "inconclusive_reason": reason,
-        **pvalues,
+        **result.pvalues(),
     }
 
 

@@ -1,7 +1,7 @@
 """Decisions at a margin: non-inferiority and equivalence (TOST), each following from a CI.
 
 Non-inferiority (is the variant at most `margin` worse?) reads the (1 - alpha) two-sided CI, see
-`slimlab.stats.paired.verdict_from_ci`. Equivalence (is the difference inside +-margin?) is the two one-sided
+`slimlab.stats.verdict`. Equivalence (is the difference inside +-margin?) is the two one-sided
 tests procedure, which is the same as asking whether the (1 - 2 alpha) CI lies inside (-margin, margin)
 (Schuirmann 1987). For paired scores over seeds the p-value is statsmodels' ttost_paired; for the other
 tests it is read from their CI.
@@ -17,6 +17,7 @@ import numpy as np
 from statsmodels.stats.weightstats import ttost_paired
 
 from slimlab.stats.intervals import no_spread
+from slimlab.stats.paired_tests import _dz
 
 Equivalence = Literal["equivalent", "not equivalent"]
 
@@ -35,21 +36,16 @@ def tost_paired(
     """Equivalence of paired scores within +-margin by TOST (statsmodels ttost_paired).
 
     Returns p_value (the larger of the two one-sided p-values), the verdict at alpha, and Cohen's d_z.
-    Differences with no spread have no t statistic; the verdict is then exact."""
+    Differences with no spread (or fewer than two) have no t statistic: no p-value, not equivalent (the
+    one degenerate-data rule, slimlab.stats.degenerate)."""
     a, b = np.asarray(variant, dtype=float), np.asarray(baseline, dtype=float)
     d = a - b
-    dz = float(d.mean() / d.std(ddof=1)) if d.size > 1 and not no_spread(d) else math.nan
-    if d.size < 2:
-        p = math.nan
-    elif no_spread(d):
-        p = 0.0 if abs(d.mean()) < margin else 1.0
-    else:
-        p = float(ttost_paired(a, b, -margin, margin)[0])
+    p = math.nan if d.size < 2 or no_spread(d) else float(ttost_paired(a, b, -margin, margin)[0])
     return {
         "test": "TOST paired t (statsmodels ttost_paired)",
         "margin": margin,
         "p_value": p,
         "verdict": "equivalent" if p < alpha else "not equivalent",
-        "effect_size": dz,
+        "effect_size": _dz(d),
         "effect_size_name": "cohen_dz",
     }

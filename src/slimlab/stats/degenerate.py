@@ -1,8 +1,10 @@
-"""When the data cannot support a verdict. A comparison whose paired differences do not vary, that has
-fewer runs than its test needs, or that is measured on so few samples that one sample moves the metric by
-more than the margin, is `inconclusive`, with the reason, never a p-value the data cannot give: a t test of
-zero-variance differences has no statistic at all (the exact "p = 0" such code once reported claimed
-certainty from two seeds), and a rank test of 3 pairs cannot reach p < 0.05 whatever the data.
+"""When the data cannot support a verdict: the one rule, which `slimlab.stats.paired_comparison` applies
+for every caller. A comparison whose paired differences do not vary, or that has fewer runs than its test
+needs, is `inconclusive`, with the reason, never a p-value the data cannot give: a t test of zero-variance
+differences has no statistic at all (the exact "p = 0" such code once reported claimed certainty from two
+seeds), and a rank test of 3 pairs cannot reach p < 0.05 whatever the data. A metric measured on so few
+samples that one sample moves it by more than the margin (`resolution_reason`) cannot be shown "no worse
+than the margin": that comparison can still be superior or inferior, but never non-inferior.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def degenerate_reason(
     n_samples: int | None = None,
     unit: str = "seeds",
 ) -> str | None:
-    """Why these paired differences cannot give a verdict, or None when they can."""
+    """Why these paired differences cannot give a verdict, or None when they can. With `n_samples`, also
+    the resolution limit (`resolution_reason`), for a caller that treats it as degenerate too."""
     d = np.asarray(differences, dtype=float)
     d = d[np.isfinite(d)]
     need = MIN_RUNS.get(test, 3)
@@ -39,6 +42,14 @@ def degenerate_reason(
             f"the paired differences do not vary (Δ = {d[0]:+.4g} on all {d.size} {unit}): there is no "
             "spread to test against, so no p-value or interval can be given"
         )
+    if n_samples is not None and margin:
+        return resolution_reason(n_samples, margin)
+    return None
+
+
+def resolution_reason(n_samples: int | None, margin: float | None) -> str | None:
+    """Why a metric over `n_samples` test samples cannot resolve `margin` (one sample moves it by more),
+    or None when it can."""
     if n_samples is not None and margin and n_samples > 0 and 1.0 / n_samples > margin:
         return (
             f"n = {n_samples} samples: one sample changes the metric by {1 / n_samples:.3g}, more than the "

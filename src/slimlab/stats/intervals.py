@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
 
 
 def no_spread(x: np.ndarray) -> bool:
@@ -71,13 +70,17 @@ def bootstrap_ci(
     return mean, (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
-def wilson_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
-    """A proportion and its Wilson score interval (statsmodels proportion_confint). Unlike the normal
-    (Wald) interval it stays inside [0, 1] and keeps its coverage in small groups and near 0 or 1, which
-    is where per-group accuracies live."""
+def wilson_ci(successes: float, n: float, confidence: float = 0.95) -> tuple[float, tuple[float, float]]:
+    """A proportion and its Wilson score interval (statsmodels proportion_confint), slimlab's one Wilson
+    interval. Unlike the normal (Wald) interval it stays inside [0, 1] and keeps its coverage in small
+    groups and near 0 or 1, which is where per-group accuracies live. `successes` may be a mean count
+    over seeds (rate x n), as the per-group tables use. (nan, (nan, nan)) when n is 0."""
     if n <= 0:
         return math.nan, (math.nan, math.nan)
-    if not 0 <= successes <= n:
+    if not -1e-9 * n <= successes <= n * (1 + 1e-9):
         raise ValueError(f"successes must lie in [0, n={n}]; got {successes}")
+    from statsmodels.stats.proportion import proportion_confint  # slow to import; needed only here
+
+    successes = min(max(successes, 0), n)
     lo, hi = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
     return successes / n, (float(lo), float(hi))

@@ -62,26 +62,23 @@ def _dz(d: np.ndarray) -> float:
 
 
 def _degenerate(name: str, d: np.ndarray, ci: tuple[float, float], ci_method: str) -> PairedTestResult | None:
-    """Fewer than two pairs, or differences with no spread: the statistic is undefined. The difference is
-    then known exactly on these pairs, so p is 1 for all-zero differences and 0 otherwise."""
+    """Fewer than two pairs, or differences with no spread: the statistic is undefined, so there is no
+    p-value (nan), whatever the differences are (slimlab.stats.degenerate: no certain verdict from two
+    seeds that happen to agree). `slimlab.stats.paired_comparison` gives such data its reason."""
     if d.size >= 2 and not no_spread(d):
         return None
-    if d.size < 2:
-        p, note = math.nan, "fewer than two pairs: no test is possible"
-    else:
-        zero = bool(np.all(np.abs(d) <= 1e-12))
-        p, note = (1.0 if zero else 0.0), "differences have zero variance, p set exactly"
+    note = "fewer than two pairs" if d.size < 2 else "the differences do not vary"
     return PairedTestResult(
         test=name,
         n=int(d.size),
         statistic=math.nan,
-        p_value=p,
+        p_value=math.nan,
         delta=float(d.mean()) if d.size else math.nan,
         ci=ci,
         ci_method=ci_method,
         effect_size=_dz(d),
         effect_size_name="cohen_dz",
-        detail=note,
+        detail=f"{note}: no test statistic, no p-value",
     )
 
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from slimlab.plotting import cd_diagram, png_base64
-from slimlab.stats.paired import holm
+from slimlab.stats.verdict import holm
 
 
 def average_ranks(scores: np.ndarray, higher_is_better: bool = True) -> np.ndarray:

@@ -16,6 +16,7 @@ with the paper's claims checked) and `slimlab.report.studies` renders DIR/report
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slimlab.errors import ConfigError, DataFileError
 from slimlab.registry import Registry
 from slimlab.studies import deep_bootstrap, switch_moe
-from slimlab.studies.common import CellStore, Progress
+from slimlab.studies.common import CellStore, MissingCell, Progress
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -115,6 +116,37 @@ def load_study(path: str | Path) -> StudyFile:
     return parse_study(raw, source=path.name)
 
 
+STUDY_FILE = "study.json"  # the resolved study config, written when a run starts: `slimlab report` reads it
+
+
+def is_study_dir(path: Path) -> bool:
+    return (Path(path) / STUDY_FILE).is_file()
+
+
+def replay_study(out: str | Path) -> tuple[StudyFile, list[dict], int]:
+    """(the study in OUT, the records of its finished seeds, how many seeds were asked for), trains
+    nothing. A study stopped part-way gives its first k complete seeds (the runners go seed by seed)."""
+    out = Path(out)
+    path = out / STUDY_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DataFileError(f"{path}: not a readable study config ({e})") from None
+    study = parse_study(raw, source=str(path))
+    run = STUDIES.get(study.study.type, where="study.type")
+    store = CellStore(out, study.to_dict()["study"], read_only=True)
+    asked = study.study.seeds
+    for seeds in range(asked, 0, -1):
+        shorter = study.model_copy(update={"study": study.study.model_copy(update={"seeds": seeds})})
+        try:
+            return shorter, run(shorter.study, store, lambda _: None), asked
+        except MissingCell:
+            continue
+    raise DataFileError(
+        f"{out}: no seed of the study has finished; run `slimlab run` on its file to start it"
+    )
+
+
 def run_study(study: StudyFile, out: str | Path, progress: Progress | None = None) -> list[dict]:
     """Run (or resume) a study: every cell's record, each stored in OUT/cells/ as it finishes. The caller
     analyses them (`slimlab.analysis.studies.analyze_study`) and renders the report
@@ -126,6 +158,7 @@ def run_study(study: StudyFile, out: str | Path, progress: Progress | None = Non
         raise DataFileError(f"{out}: cannot create the output folder ({e.strerror})") from None
     run = STUDIES.get(study.study.type, where="study.type")
     store = CellStore(out, study.to_dict()["study"])
+    (out / STUDY_FILE).write_text(json.dumps(study.to_dict(), indent=2), encoding="utf-8")
     threads = torch.get_num_threads()
     torch.set_num_threads(study.threads)
     try:

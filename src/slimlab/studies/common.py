@@ -20,6 +20,10 @@ from slimlab import __version__
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
+class MissingCell(LookupError):
+    """A read-only store was asked for a cell that is not finished."""
+
+
 class CellStore:
     """One JSON file per finished cell (one training run) under RUN/cells/, written atomically, so that a
     rerun of the same study skips what is done and an interrupted one loses at most the running cell.
@@ -27,9 +31,11 @@ class CellStore:
     never reuses a stale cell. The number of seeds is left out of the hash (each cell's key has its own
     seed), so adding seeds to a finished study runs only the new ones."""
 
-    def __init__(self, out: Path, config: dict):
+    def __init__(self, out: Path, config: dict, read_only: bool = False):
         self.dir = Path(out) / "cells"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only  # a report rebuild: a missing cell raises MissingCell, nothing trains
+        if not read_only:
+            self.dir.mkdir(parents=True, exist_ok=True)
         self._config = json.dumps({k: v for k, v in config.items() if k != "seeds"}, sort_keys=True)
 
     def _path(self, key: dict) -> Path:
@@ -40,12 +46,15 @@ class CellStore:
 
     def get(self, key: dict) -> dict | None:
         path = self._path(key)
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None  # a torn file is recomputed, never trusted
+        record = None
+        if path.exists():
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                record = None  # a torn file is recomputed, never trusted
+        if record is None and self.read_only:
+            raise MissingCell(key)
+        return record
 
     def put(self, key: dict, record: dict) -> None:
         path = self._path(key)

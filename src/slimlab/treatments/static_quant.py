@@ -186,11 +186,38 @@ def select_nodes(onnx_bytes: bytes, config: StaticInt8) -> dict[str, Any]:
     }
 
 
+# Per-channel QDQ (DequantizeLinear's `axis`) needs opset 13; opset 13 needs IR version 7.
+QDQ_OPSET, QDQ_IR = 13, 7
+
+
+def at_least_opset(graph: bytes, opset: int) -> bytes:
+    """A foreign graph at an older default-domain opset (the onnx package's IR-3 test models are at opset
+    6-9), converted up by onnx.version_converter so that ORT's QDQ nodes are valid in it; unchanged
+    otherwise. A graph that cannot be converted is a one-line error that says so."""
+    import onnx
+    from onnx import version_converter
+
+    proto = onnx.load_from_string(graph)
+    current = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if current >= opset:
+        return graph
+    try:
+        converted = version_converter.convert_version(proto, opset)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise SlimlabError(
+            f"the ONNX graph is at opset {current}; static int8 (QDQ) needs opset {opset}, and "
+            f"onnx.version_converter could not convert it ({first})"
+        ) from None
+    converted.ir_version = max(converted.ir_version, QDQ_IR)
+    return converted.SerializeToString()
+
+
 def _ort_static(model: nn.Module, calib: Inputs, config: StaticInt8) -> OrtModule:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     if isinstance(model, OrtModule):  # an ONNX file the user brought: its graph is quantized directly
-        fp32 = model.onnx_model.numpy().tobytes()
+        fp32 = at_least_opset(model.onnx_model.numpy().tobytes(), QDQ_OPSET)
         names = model.input_names
     else:
         fp32 = export_onnx(model, take(calib, slice(0, 2)))
