@@ -23,7 +23,7 @@ def with_variant(treatment):
         (
             {**BASE, "data": {"name": "cifar"}},
             r"unknown dataset 'cifar'; known: adult, click_log, clicks, csv, digits, "
-            r".*mnist1d, mnist1d_groups",
+            r".*images, mnist1d, mnist1d_groups, .*npz",
         ),
         ({**BASE, "model": {"name": "resnet"}}, r"unknown model 'resnet'; known: cnn1d, dlrm, mlp"),
         ({**BASE, "model": {"name": "mlp", "hiden": [3]}}, r"`hiden` is not a parameter of model 'mlp'"),

@@ -10,22 +10,26 @@ from pathlib import Path
 import slimlab
 
 ROOT = Path(slimlab.__file__).parent
-BASE = {"slimlab", "errors", "identity"}  # the package (its version), the errors, trial identity: everywhere
+# The package (its version), the errors, trial identity, locating a user's import paths and the objects
+# handed to slimlab.compress: leaves, usable everywhere.
+BASE = {"slimlab", "errors", "identity", "imports", "live"}
 # Each package and the packages it may import (besides BASE). Imports inside functions count too.
 ALLOWED: dict[str, set[str]] = {
-    "slimlab": set(),
+    "slimlab": {"api"},  # `slimlab.compress`, imported on first use (PEP 562)
     "errors": set(),
     "plotting": set(),
     "registry": set(),
     "identity": set(),  # Hparams: which config fields enter trial ids (pydantic only)
+    "imports": set(),  # locating a user's `module:attr` (model, data, metric factories): a leaf
+    "live": set(),  # the objects handed to slimlab.compress, read by the model and data factories
     "data": {"registry"},
-    "models": {"registry"},
+    "models": {"registry", "data"},  # data.batches: inputs of any signature
     "stats": {"plotting"},
     "evaluate": {"data", "models", "stats", "plotting", "registry"},
-    "bench": {"data", "models", "evaluate", "stats", "plotting", "registry", "identity"},
+    "bench": {"data", "models", "evaluate", "stats", "plotting", "registry", "identity", "treatments"},
     "train": {"data", "models", "identity"},
     "treatments": {"data", "models", "train", "evaluate", "stats", "registry", "identity"},
-    "config": {"data", "models", "train", "treatments", "bench", "registry", "identity"},
+    "config": {"data", "models", "train", "treatments", "bench", "evaluate", "registry", "identity"},
     "experiment": {
         "config",
         "data",
@@ -43,12 +47,16 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"analysis", "plotting", "bench"},
     "serve": {"models", "bench", "experiment", "registry"},
     "cli": {"*"},
+    "api": {"*"},  # slimlab.compress, the Python entry point: at the top, beside the CLI
     "__main__": {"cli"},
+    "examples": {"models"},  # example user code shipped as package data (a data factory)
 }
 # Narrower rules inside a permitted package edge: (importer package, imported module prefix allowed).
 ONLY = {
     ("analysis", "experiment"): ("slimlab.experiment.record",),  # the record type, never the runner
     ("report", "bench"): ("slimlab.bench.plots",),  # rendering code only
+    # The ONNX export of several/dict/integer inputs and ORT's input dtypes, shared with static_int8.
+    ("bench", "treatments"): ("slimlab.treatments.static_quant",),
 }
 
 

@@ -2,10 +2,12 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from slimlab.data import Dataset, Split
 from slimlab.errors import SlimlabError
 from slimlab.models import build_model
 from slimlab.treatments import StructuredPrune, TreatmentContext, apply
@@ -59,24 +61,18 @@ def test_the_weakest_units_go():
     assert torch.all(scores[keep].min() >= scores[[i for i in range(8) if i not in keep.tolist()]])
 
 
-def test_plain_sequential_is_supported_and_others_are_refused():
+def test_plain_sequential_is_rebuilt_and_others_go_through_the_dependency_graph():
     torch.manual_seed(0)
     seq = nn.Sequential(nn.Linear(40, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 10))
     small = apply(seq, StructuredPrune(sparsity=0.75))
     assert small[0].out_features == 8 and small[3].in_features == 8
-    with pytest.raises(SlimlabError, match="cannot rebuild around BatchNorm1d"):
-        apply(
-            nn.Sequential(nn.Linear(40, 32), nn.BatchNorm1d(32), nn.Linear(32, 10)),
-            StructuredPrune(sparsity=0.5),
-        )
-
-    class Custom(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.a = nn.Linear(4, 4)
-
-        def forward(self, x):
-            return self.a(x)
-
-    with pytest.raises(SlimlabError, match="does not know how the layers of Custom"):
-        apply(Custom(), StructuredPrune(sparsity=0.5))
+    # Anything the chain rebuild does not know is traced by Torch-Pruning on real example inputs; without
+    # data there is nothing to trace, and the error says so (it used to refuse the architecture).
+    with_bn = nn.Sequential(nn.Linear(40, 32), nn.BatchNorm1d(32), nn.Linear(32, 10))
+    with pytest.raises(SlimlabError, match="traces the model on example inputs"):
+        apply(with_bn, StructuredPrune(sparsity=0.5))
+    x = np.random.default_rng(0).standard_normal((20, 40)).astype(np.float32)
+    split = Split(x, np.arange(20) % 10)
+    context = TreatmentContext(data=Dataset("t", split, split, split, 10))
+    pruned = apply(with_bn, StructuredPrune(sparsity=0.5), context)
+    assert pruned[0].out_features == 16 and pruned[1].num_features == 16 and pruned[2].out_features == 10

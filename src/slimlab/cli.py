@@ -36,6 +36,9 @@ def _pct(v: float | None) -> str:
     return "–" if v is None or v != v else f"{100 * v:.1f}"
 
 
+_pct_points = _pct
+
+
 def _speedup(c: dict | None) -> str:
     from slimlab.analysis.headline import speedup_interval
 
@@ -45,16 +48,26 @@ def _speedup(c: dict | None) -> str:
     return f"{c['speedup']:.2f}x" + (f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else " [no CI]")
 
 
+def _num4(value) -> str:
+    return "–" if value is None or value != value else f"{value:.4f}"
+
+
 def print_summary(results: dict) -> None:
     comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
+    metric_path = bool(results.get("metric_path"))
+    metric = results["experiment"]["config"]["evaluate"].get("metric", "accuracy")
+
+    def _pct(value):  # on the metric path, values are in the metric's own units
+        return _num4(value) if metric_path else _pct_points(value)
+
     for dataset in dict.fromkeys(r["dataset"] for r in results["summary"]):
         table = Table(title=f"{results['experiment']['name']} · {dataset}", title_justify="left")
         for col in (
             "variant",
             "seeds",
-            "acc %",
+            metric if metric_path else "acc %",
             "95% CI",
-            "Δ pts",
+            "Δ (better > 0)" if metric_path else "Δ pts",
             "CI of Δ",
             "p (Holm)",
             "verdict",
@@ -65,12 +78,13 @@ def print_summary(results: dict) -> None:
             table.add_column(col, justify="left" if col in ("variant", "verdict") else "right")
         for r in (r for r in results["summary"] if r["dataset"] == dataset):
             c = comparisons.get((dataset, r["variant"]))
-            lo, hi = r["accuracy"]["ci"]
+            shown = (r.get("metric") or {"mean": None, "ci": [None, None]}) if metric_path else r["accuracy"]
+            lo, hi = shown["ci"]
             star = " *" if r["variant"] in results["pareto_by_dataset"].get(dataset, []) else ""
             table.add_row(
                 r["variant"] + star,
                 str(r["n_ok"]),
-                _pct(r["accuracy"]["mean"]),
+                _pct(shown["mean"]),
                 f"[{_pct(lo)}, {_pct(hi)}]",
                 _pct(c["delta"]) if c else "",
                 f"[{_pct(c['ci'][0])}, {_pct(c['ci'][1])}]" if c else "",
@@ -90,6 +104,9 @@ def print_summary(results: dict) -> None:
             )
         console.print(table)
     console.print("* on the accuracy/latency Pareto front", style="dim")
+    if metric_path:
+        units = sorted({c.get("interval_unit", "seeds") for c in results["comparisons"]})
+        console.print(f"intervals of the verdicts are over: {', '.join(units) or 'seeds'}", style="dim")
     if results.get("headline"):
         from slimlab.analysis.headline import headline_lines
 
@@ -604,8 +621,21 @@ def bench(
     accuracy_margin: Annotated[float, typer.Option(help="flag a backend whose accuracy drops more")] = 0.01,
     quick: Annotated[bool, typer.Option(help="smoke test: very short measurements")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the records as JSON")] = False,
+    data: Annotated[
+        str | None, typer.Option(help="a .npz of real example inputs (x, x:NAME, or one array per input)")
+    ] = None,
+    quantize: Annotated[
+        str | None, typer.Option(help="quantize first: static_int8 (needs --calibration) or dynamic_int8")
+    ] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="a .npz of calibration inputs for static_int8")
+    ] = None,
+    op_types: Annotated[
+        str | None, typer.Option(help="static_int8: quantize only these ONNX op types, e.g. MatMul")
+    ] = None,
 ) -> None:
-    """Benchmark a model on each backend and MLPerf-style scenario; one record per result."""
+    """Benchmark a model on each backend and MLPerf-style scenario; one record per result. Exits 1 when a
+    measurement failed or none could be made (each batch size a model cannot run is a skipped record)."""
     from pydantic import ValidationError
 
     from slimlab.bench import BenchConfig, gemm_peak, run_benchmark
@@ -632,6 +662,8 @@ def bench(
             raise SlimlabError(f"`{where}`: {err['msg']}") from None
         if trial:
             loaded, validation = _saved_trial(Path(model), trial, accuracy)
+        elif Path(model).suffix.lower() == ".onnx" and (data or quantize):
+            loaded, validation = _foreign_onnx(Path(model), data, quantize, calibration, op_types), None
         else:
             loaded, validation = _bench_input(model, dataset, input_shape, arch, accuracy)
     except SlimlabError as e:
@@ -649,6 +681,56 @@ def bench(
         print(json.dumps(records, indent=1, default=str))
     else:
         print_bench(records)
+    if any(r.get("failed") for r in records) or not any(r["status"] == "ok" for r in records):
+        raise typer.Exit(1)
+
+
+def _foreign_onnx(path: Path, data: str | None, quantize: str | None, calibration: str | None, op_types):
+    """An ONNX file slimlab did not write, with real example inputs, optionally quantized first (ONNX
+    Runtime's static QDQ quantization calibrated on --calibration, or its dynamic int8)."""
+    import tempfile
+
+    from slimlab.bench.inputs import inputs_from_npz
+    from slimlab.bench.loading import load_onnx
+
+    examples = inputs_from_npz(data) if data else None
+    if quantize is None:
+        return load_onnx(path, examples)
+    if quantize not in ("static_int8", "dynamic_int8"):
+        raise SlimlabError(f"--quantize: expected static_int8 or dynamic_int8; got {quantize!r}")
+    from slimlab.models.loading import load_onnx_module
+
+    module = load_onnx_module(path)
+    out = Path(tempfile.mkdtemp(prefix="slimlab-q-")) / f"{path.stem}.{quantize}.onnx"
+    if quantize == "static_int8":
+        if not calibration:
+            raise SlimlabError(
+                "--quantize static_int8 needs --calibration FILE.npz (real inputs to calibrate on)"
+            )
+        calib = inputs_from_npz(calibration)
+        examples = examples if examples is not None else calib
+        quantized = _static_int8_onnx(module, calib, _csv(op_types, "--op-types") if op_types else None)
+        out.write_bytes(quantized.onnx_model.numpy().tobytes())
+    else:
+        from slimlab.bench.backends import OnnxRuntimeBackend
+
+        OnnxRuntimeBackend._quantize(path, out)
+    loaded = load_onnx(out, examples)
+    loaded.name, loaded.meta["quantized_from"] = f"{path.stem}-{quantize}", str(path)
+    return loaded
+
+
+def _static_int8_onnx(module, calib, op_types):
+    import numpy as np
+
+    from slimlab.data import Dataset, Split
+    from slimlab.data.batches import n_rows
+    from slimlab.treatments import StaticInt8, TreatmentContext, apply
+
+    split = Split(calib, np.zeros(n_rows(calib), dtype=np.int64))
+    context = TreatmentContext(data=Dataset("calibration", split, split, split, 0))
+    config = StaticInt8(calibration_samples=n_rows(calib), op_types=op_types)
+    return apply(module, config, context)
 
 
 def torch_cuda() -> bool:

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -47,8 +48,21 @@ def _custom(message: str) -> PydanticCustomError:
     return PydanticCustomError("slimlab", message)
 
 
+def _base_dir(info: ValidationInfo) -> Path:
+    """Where relative paths and import paths of the experiment file are looked up: the file's folder."""
+    context = info.context or {}
+    return Path(context.get("base_dir") or Path.cwd())
+
+
 class DataConfig(Hparams):
     # Fields at their defaults are left out of the serialized form and so of trial ids (slimlab.identity).
+    # A user's own data (data/factory.py): a factory by import path, with its keyword arguments
+    # ([data.params]); `source` is filled in when loaded (the factory's file and hash, for the trial
+    # identity). Declared before `name`, whose check reads them.
+    factory: str | None = Field(default=None, description="'module:function' returning the data")
+    source: dict[str, Any] | None = Field(
+        default=None, description="filled in when loaded: the factory's file and hash (trial identity)"
+    )
     name: str = "mnist1d"
     num_samples: int | None = Field(default=None, gt=0, description="default: the dataset's own size")
     test_fraction: float | None = Field(default=None, gt=0, lt=1, description="default: the dataset's split")
@@ -71,6 +85,11 @@ class DataConfig(Hparams):
     )
     drop: list[str] = Field(default_factory=list, description="columns that are neither features nor groups")
     feature_groups: bool = Field(default=False, description="also use the group columns as model inputs")
+    # A transform maps a batch of inputs to the model's inputs. `path` also names a .npz file or an image
+    # folder.
+    params: dict[str, Any] = Field(default_factory=dict, description="the factory's keyword arguments")
+    transform: str | None = Field(default=None, description="'module:function' mapping a batch to inputs")
+    image_size: list[int] | None = Field(default=None, description="images: resize to [height, width]")
     # Click logs (name = "clicks", synthetic; "click_log", a user's file with dense and sparse columns).
     clicks: ClickLogOptions | None = Field(
         default=None, description="tables, bag size, columns of a click log"
@@ -91,15 +110,32 @@ class DataConfig(Hparams):
 
     @field_validator("name")
     @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        if name not in DATASETS:
+    def _known_dataset(cls, name: str, info: ValidationInfo) -> str:
+        source = info.data.get("source") or {}
+        if info.data.get("factory") is None and "live" not in source and name not in DATASETS:
             raise _custom(f"unknown dataset {name!r}; known: {', '.join(DATASETS.names())}")
         return name
 
     @model_validator(mode="after")
-    def _file_needs_path(self) -> DataConfig:
+    def _resolve(self, info: ValidationInfo) -> DataConfig:
+        if self.factory is not None and "name" not in self.model_fields_set:
+            object.__setattr__(self, "name", self.factory.rsplit(":", 1)[-1].rsplit(".", 1)[-1])
         if self.name == "csv" and (not self.path or not self.target):
             raise _custom("dataset 'csv' needs `data.path` (the file) and `data.target` (the label column)")
+        if self.name in ("npz", "images") and not self.path:
+            raise _custom(f"dataset {self.name!r} needs `data.path` (the file or folder)")
+        if self.params and self.factory is None:
+            raise _custom("`data.params` are the keyword arguments of `data.factory`, which is not set")
+        if self.source is None and (self.factory or self.transform or self.name in ("npz", "images")):
+            from slimlab.data.factory import resolve_data_source
+
+            try:
+                source = resolve_data_source(self, _base_dir(info))
+            except SlimlabError as e:
+                raise _custom(str(e)) from None
+            object.__setattr__(self, "source", source)
+            if source.get("path"):
+                object.__setattr__(self, "path", source["path"])
         if self.name == "click_log" and (not self.path or not self.target):
             raise _custom(
                 "dataset 'click_log' needs `data.path` (the file) and `data.target` (the click column)"
@@ -108,13 +144,50 @@ class DataConfig(Hparams):
 
 
 class ModelConfig(BaseModel):
-    """`name` plus the model's own hyperparameters, which are checked against that model's parameters."""
+    """`name` plus the model's own hyperparameters, which are checked against that model's parameters; or a
+    model from anywhere (models/factory.py): `factory` by import path with `[model.params]` as its keyword
+    arguments, `hf` (a Hugging Face model directory, or `package:NAME/SUBDIR`), `onnx` (a file);
+    `checkpoint` loads trained weights into `name` or `factory`. `pretrained = true` (the default when
+    weights are given) skips training: the seeds then vary what the treatments depend on."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
     name: str = "cnn1d"
+    factory: str | None = None
+    checkpoint: str | None = None
+    hf: str | None = None
+    hf_output: Literal["mean_pooling", "cls", "logits"] = "mean_pooling"
+    onnx: str | None = None
+    pretrained: bool | None = None
+    source: dict[str, Any] | None = None  # filled in when loaded: resolved files and their hashes
 
     @model_validator(mode="after")
-    def _check_params(self) -> ModelConfig:
+    def _check_params(self, info: ValidationInfo) -> ModelConfig:
+        origins = [k for k in ("factory", "hf", "onnx") if getattr(self, k) is not None]
+        if len(origins) > 1:
+            raise _custom(f"give one of `model.factory`, `model.hf`, `model.onnx`; got {', '.join(origins)}")
+        if origins:
+            extra = [k for k in self.params if k != "params"]
+            if extra:
+                raise _custom(
+                    f"`model.{extra[0]}`: a {origins[0]} model takes its keyword arguments in [model.params]"
+                )
+            if "name" not in self.model_fields_set:
+                spec = getattr(self, origins[0])
+                object.__setattr__(self, "name", re.split(r"[:/\\]", spec.rstrip("/"))[-1] or origins[0])
+            if self.checkpoint is not None and origins[0] != "factory":
+                raise _custom("`model.checkpoint` loads weights into `model.name` or `model.factory`")
+        elif not (self.source and "live" in self.source):  # a module handed to slimlab.compress
+            self._check_reference()
+        if self.source is None and (origins or self.checkpoint):
+            from slimlab.models.factory import resolve_model_source
+
+            try:
+                object.__setattr__(self, "source", resolve_model_source(self, _base_dir(info)))
+            except SlimlabError as e:
+                raise _custom(str(e)) from None
+        return self
+
+    def _check_reference(self) -> None:
         if self.name not in MODELS:
             raise _custom(f"unknown model {self.name!r}; known: {', '.join(MODELS.names())}")
         try:
@@ -126,11 +199,38 @@ class ModelConfig(BaseModel):
                 known = ", ".join(MODELS.get(self.name).params.model_fields)
                 raise _custom(f"`{key}` is not a parameter of model {self.name!r}; known: {known}") from None
             raise _custom(f"`{key}`: {err['msg']}; got {err.get('input')!r}") from None
-        return self
 
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    @property
+    def origin(self) -> str | None:
+        """The kind of a model from anywhere ("factory", "hf" or "onnx"); None for a registered model."""
+        return next((k for k in ("factory", "hf", "onnx") if getattr(self, k) is not None), None)
+
+    @property
+    def factory_params(self) -> dict[str, Any]:
+        """The keyword arguments of `factory` ([model.params])."""
+        return dict(self.params.get("params") or {})
+
+    @property
+    def is_pretrained(self) -> bool:
+        """Skip training: explicit, or implied by trained weights (a checkpoint, HF model or ONNX file)."""
+        if self.pretrained is not None:
+            return self.pretrained
+        return bool(self.checkpoint or self.hf or self.onnx)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved model section. Fields added for models from anywhere are left out at their defaults,
+        so that every trial id from before they existed stays the same (runs resume)."""
+        out: dict[str, Any] = {"name": self.name, **self.params}
+        for key in ("factory", "checkpoint", "hf", "onnx", "pretrained", "source"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.hf is not None:
+            out["hf_output"] = self.hf_output
+        return out
 
 
 # Variant names appear in tables, file listings and logs; they are never used as paths, but a name that
@@ -150,6 +250,9 @@ class VariantConfig(Section):
         return name
 
     treatments: list[TreatmentConfig] = Field(default_factory=list)
+    min_cosine: float | None = Field(
+        default=None, ge=-1, le=1, description="fidelity threshold; default: evaluate.min_cosine"
+    )
     train: dict[str, Any] | None = Field(
         default=None,
         description="a training recipe of its own (keys of [train], e.g. augment or transfer): the "
@@ -170,11 +273,39 @@ class VariantConfig(Section):
 class EvaluateConfig(Section):
     seeds: int | list[int] = Field(default=5, description="a count (0..n-1) or an explicit list")
     baseline: str = Field(default="dense", description="the variant every other is compared with")
-    margin: float = Field(default=0.01, ge=0, lt=1, description="non-inferiority margin, in accuracy")
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)
-    metric: Literal["accuracy", "auroc"] = Field(
-        default="accuracy", description="the trial metric the comparisons use (auroc: binary tasks)"
+    margin: float = Field(
+        default=0.01,
+        ge=0,
+        description="non-inferiority margin, in the metric's units (accuracy: 0.01 = 1 pt)",
     )
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    metric: str = Field(
+        default="accuracy",
+        description="accuracy | f1_macro | auroc | mse | mae | agreement | cosine, or 'module:function'",
+    )
+    min_cosine: float = Field(
+        default=0.99,
+        ge=-1,
+        le=1,
+        description="a treated variant whose outputs' cosine to dense is lower is flagged",
+    )
+    min_agreement: float = Field(
+        default=0.95, ge=0, le=1, description="... or whose top-1 agreement with dense is lower (classifiers)"
+    )
+    source: dict[str, Any] | None = Field(
+        default=None, description="a user metric's file and hash, when loaded"
+    )
+
+    @model_validator(mode="after")
+    def _known_metric(self, info: ValidationInfo) -> EvaluateConfig:
+        from slimlab.evaluate.metrics import METRICS, locate_metric
+
+        if self.metric not in METRICS and self.source is None:
+            try:
+                object.__setattr__(self, "source", locate_metric(self.metric, _base_dir(info)))
+            except SlimlabError as e:
+                raise _custom(str(e)) from None
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -365,7 +496,7 @@ class ExperimentConfig(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise _custom(f"variant names must be unique; repeated: {', '.join(duplicates)}")
-        for data in self.data:
+        for data in self.data if self.model.origin is None else []:
             problem = check_against_data(self.model.name, self.model.params, data.name, data.clicks)
             if problem:
                 raise _custom(problem)
@@ -392,11 +523,12 @@ class ExperimentConfig(Section):
         sections that trial ids hash (data, train, bench, treatments), which leave out the fields that
         `slimlab.identity` leaves out at their defaults; re-parsing restores them."""
         out = self.model_dump(mode="json", exclude={"variants", "model"})
-        out["model"] = {"name": self.model.name, **self.model.params}
+        out["model"] = self.model.to_dict()
         out["variants"] = [
             {
                 "name": v.name,
                 "treatments": [t.to_dict() for t in v.treatments],
+                **({"min_cosine": v.min_cosine} if v.min_cosine is not None else {}),
                 **({"train": v.train} if v.train is not None else {}),
             }
             for v in self.variants
@@ -501,9 +633,13 @@ def describe_validation_error(error: ValidationError, source: str = "config") ->
     return f"{source}: `{where}`: {err['msg']}; got {err.get('input')!r}{more}"
 
 
-def parse_experiment(raw: dict[str, Any], source: str = "config") -> ExperimentConfig:
+def parse_experiment(
+    raw: dict[str, Any], source: str = "config", base_dir: str | Path | None = None
+) -> ExperimentConfig:
+    """The experiment from its dict form. Import paths and relative files are looked up in `base_dir` (the
+    experiment file's folder; default: the working directory), then on PYTHONPATH."""
     try:
-        return ExperimentConfig.model_validate(raw)
+        return ExperimentConfig.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
         raise ConfigError(describe_validation_error(e, source)) from None
 
@@ -518,7 +654,7 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         raise DataFileError(f"{path}: not a text file (expected TOML)") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    return parse_experiment(raw, source=path.name)
+    return parse_experiment(raw, source=path.name, base_dir=path.resolve().parent)
 
 
 def check_against_data(model_name: str, params: dict, data_name: str, clicks) -> str | None:

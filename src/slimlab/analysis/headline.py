@@ -39,6 +39,7 @@ def dataset_headline(
     front: list[str],
     unstable: set[str],
     baseline: str,
+    diverged: frozenset[str] | set[str] = frozenset(),
 ) -> dict:
     by_variant = {r["variant"]: r for r in rows}
     base_row = by_variant.get(baseline)
@@ -59,7 +60,16 @@ def dataset_headline(
             "recommended": None,
             "why": f"no variant is shown non-inferior to {baseline} after Holm ({verdicts})",
         }
-    stable = [c for c in accepted if c["variant"] not in unstable]
+    faithful = [c for c in accepted if c["variant"] not in diverged]
+    if not faithful:
+        names = ", ".join(c["variant"] for c in accepted)
+        return {
+            "dataset": dataset,
+            "recommended": None,
+            "why": f"{names} {'is' if len(accepted) == 1 else 'are'} non-inferior, but the outputs diverge "
+            "from the dense parent (see the fidelity flag), so the verdict is not trusted",
+        }
+    stable = [c for c in faithful if c["variant"] not in unstable]
     if not stable:
         names = ", ".join(c["variant"] for c in accepted)
         return {
@@ -90,6 +100,7 @@ def dataset_headline(
     row = by_variant[best["variant"]]
     interval, no_interval = speedup_interval(best)
     gain = {
+        "metric": best.get("metric") or "accuracy",
         "delta": best.get("delta"),
         "ci": best.get("ci"),
         "verdict": best["verdict"],
@@ -105,8 +116,12 @@ def dataset_headline(
 
 
 def alerts(results: dict) -> list[dict]:
-    """Every failed check, failed trial and flagged measurement, most severe first."""
-    out: list[dict] = []
+    """Every failed check, failed trial and flagged measurement, most severe first. A variant whose outputs
+    diverge from its dense parent (analysis/fidelity.py) comes first: it makes its verdict moot."""
+    out: list[dict] = [
+        {"severity": "fail", "text": f"fidelity ({f['dataset']}): {f['detail']}"}
+        for f in (results.get("fidelity") or {}).get("flags", [])
+    ]
     failed = [t for t in results.get("trials", []) if t.get("status") != "ok"]
     if failed:
         names = sorted({t["variant"] for t in failed})
@@ -148,6 +163,7 @@ def headline(results: dict) -> dict:
     config = results["experiment"]["config"]
     baseline = config["evaluate"]["baseline"]
     flags = results.get("latency_flags", [])
+    diverged = (results.get("fidelity") or {}).get("flags", [])
     datasets = list(dict.fromkeys(r["dataset"] for r in results.get("summary", [])))
     per_dataset = [
         dataset_headline(
@@ -157,6 +173,7 @@ def headline(results: dict) -> dict:
             results.get("pareto_by_dataset", {}).get(d, []),
             {f["variant"] for f in flags if f["dataset"] == d},
             baseline,
+            {f["variant"] for f in diverged if f["dataset"] == d},
         )
         for d in datasets
     ]
@@ -174,7 +191,10 @@ def headline_lines(h: dict) -> list[str]:
         parts = [f"{d['dataset']}: recommended: {d['recommended']} ({g['verdict']} to {h['baseline']}"]
         if g.get("delta") is not None and g.get("ci"):
             lo, hi = g["ci"]
-            parts.append(f", accuracy {100 * g['delta']:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+            if g.get("metric", "accuracy") == "accuracy":
+                parts.append(f", accuracy {100 * g['delta']:+.1f} pts [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+            else:  # in the metric's own units, oriented so that + is better
+                parts.append(f", {g['metric']} {g['delta']:+.4g} [{lo:+.4g}, {hi:+.4g}]")
         if g.get("speedup"):
             ci = g["speedup_ci"]
             parts.append(

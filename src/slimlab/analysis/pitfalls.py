@@ -5,6 +5,7 @@ the summary section made on the comparisons: baseline variant, enough seeds, pow
 from __future__ import annotations
 
 from slimlab.analysis.view import RunView
+from slimlab.errors import SlimlabError
 from slimlab.evaluate.pitfalls import TestSetLog, run_checks
 
 
@@ -14,7 +15,18 @@ def pitfalls_section(view: RunView, results: dict) -> dict:
     ev = view.config.evaluate
     out: list[dict] = []
     for data_config in view.config.data:
-        dataset = view.dataset(data_config)
+        try:
+            dataset = view.dataset(data_config)
+        except SlimlabError as e:  # e.g. data handed to slimlab.compress in another process
+            out.append(
+                {
+                    "check": "data checks",
+                    "status": "warn",
+                    "dataset": data_config.name,
+                    "detail": f"the data could not be loaded in this process; its checks were skipped: {e}",
+                }
+            )
+            continue
         checks = run_checks(dataset, trials, ev.baseline, alpha=ev.alpha, test_log=log, table_checks=False)
         out += [{**c, "dataset": dataset.name} for c in checks]
     return {"pitfalls": out + results.get("pitfalls", [])}

@@ -15,6 +15,7 @@ from slimlab.analysis import (
     clicks,
     deep_bootstrap,
     fairness,
+    fidelity,
     headline,
     learning_curve,
     lottery,
@@ -40,6 +41,7 @@ class Section:
 SECTIONS: list[Section] = [
     Section("summary", summary.summary_section, "per-variant summaries, paired comparisons, Pareto"),
     Section("pitfalls", pitfalls.pitfalls_section, "the data's checks, after the statistics' own"),
+    Section("fidelity", fidelity.fidelity_section, "treated variants' outputs against their dense parent"),
     Section("fairness", fairness.fairness_analysis, "per-group audits of datasets that define groups"),
     Section("lottery", lottery.lottery_analysis, "lottery rounds; where each arm stops matching dense"),
     Section("search", search.search_analysis, "the accuracy-aware search's decision (reads fairness)"),

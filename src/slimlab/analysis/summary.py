@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from slimlab.analysis.metric import SEED_METRICS, metric_comparisons, metric_summary, uses_metric_path
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
 from slimlab.bench.stability import latency_flags, unstable_variants
@@ -84,13 +85,16 @@ def summarize(
     for (dataset, variant), group in by_key.items():
         ok = [t for t in group if t.status == "ok"]
         # Accuracy lies in [0, 1]: the logit-t interval over seeds (stats.bounded), not a plain t interval
-        # that two seeds stretch to [-56%, 82%].
+        # that two seeds stretch to [-56%, 82%]. A model without class labels (an encoder scored by
+        # fidelity, a regressor) has no accuracy.
+        scores = [t.metrics["accuracy"] for t in ok if t.metrics.get("accuracy") is not None]
         n_test = next((t.metrics.get("n_test") for t in ok if t.metrics.get("n_test")), None)
-        accuracy, ci, ci_method = bounded_mean_ci(
-            [t.metrics["accuracy"] for t in ok], 1 - alpha, 0, 1, n_test
-        )
+        if scores:
+            accuracy, ci, ci_method = bounded_mean_ci(scores, 1 - alpha, 0, 1, n_test)
+        else:
+            accuracy, ci, ci_method = None, (None, None), None
         extra = {}
-        if metric != "accuracy":  # the compared metric (e.g. a click model's AUC), with its interval
+        if metric in SEED_METRICS and metric != "accuracy":  # e.g. a click model's AUC, with its interval
             value, value_ci = mean_ci([t.metrics[metric] for t in ok if metric in t.metrics], 1 - alpha)
             extra[metric] = {"mean": value, "ci": list(value_ci)}
         rows.append(
@@ -152,13 +156,35 @@ def compare(
     return out
 
 
+def _quality(row: dict) -> float | None:
+    """The row's score, oriented so that higher is better: the experiment's metric where it has one."""
+    metric = row.get("metric")
+    if metric and metric.get("mean") is not None:
+        return metric["mean"] if metric["higher_is_better"] else -metric["mean"]
+    return row["accuracy"]["mean"]
+
+
+def _add_speedups(
+    comparisons: list[dict], trials: list[TrialRecord], latency_batch: int, alpha: float
+) -> None:
+    index = {(t.dataset, t.variant, t.seed): t for t in trials if t.status == "ok"}
+    for c in comparisons:
+        pairs = [
+            (index[(c["dataset"], c["variant"], s)], index[(c["dataset"], c["baseline"], s)])
+            for s in c["seeds"]
+        ]
+        latency = [(latency_p50(a, latency_batch), latency_p50(b, latency_batch)) for a, b in pairs]
+        c["speedup"], c["speedup_ci"] = ratio_ci([b / a for a, b in latency if a and b], alpha)
+        c["speedup_batch_size"] = latency_batch
+
+
 def pareto_front(rows: list[dict]) -> list[str]:
-    """Variants not dominated on (accuracy up, latency down): no other is at least as good on both and
+    """Variants not dominated on (score up, latency down): no other is at least as good on both and
     better on one."""
     points = [
-        (r["variant"], r["accuracy"]["mean"], r["latency_p50_ms"])
+        (r["variant"], _quality(r), r["latency_p50_ms"])
         for r in rows
-        if r["n_ok"] and r["latency_p50_ms"] is not None
+        if r["n_ok"] and r["latency_p50_ms"] is not None and _quality(r) is not None
     ]
     front = []
     for name, acc, lat in points:
@@ -177,6 +203,14 @@ def summary_section(view: RunView, results: dict) -> dict:
         alpha=ev.alpha,
         metric=ev.metric,
     )
+    config = view.config.to_dict()
+    metric_path = uses_metric_path(config)
+    if metric_path:
+        # The experiment's own metric (its direction and range), paired per test sample for a pretrained
+        # model; the accuracy table stays for classifiers.
+        by_metric = metric_summary(view.trial_dicts, config)
+        for row in summary:
+            row["metric"] = by_metric.get((row["dataset"], row["variant"]))
     by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in summary:
         by_dataset[row["dataset"]].append(row)
@@ -186,16 +220,20 @@ def summary_section(view: RunView, results: dict) -> dict:
         d: pareto_front([r for r in rows if r["variant"] not in unstable_variants(flags, d)])
         for d, rows in by_dataset.items()
     }
-    stats = compare(
-        view.trials,
-        baseline=ev.baseline,
-        margin=ev.margin,
-        alpha=ev.alpha,
-        latency_batch=bench.latency_batch_size,
-        throughput_batch=bench.throughput_batch_size,
-        metric=ev.metric,
-    )
-    return {
+    if metric_path:
+        stats = {"comparisons": metric_comparisons(view.trial_dicts, config), "ranking": {}, "pitfalls": []}
+        _add_speedups(stats["comparisons"], view.trials, bench.latency_batch_size, ev.alpha)
+    else:
+        stats = compare(
+            view.trials,
+            baseline=ev.baseline,
+            margin=ev.margin,
+            alpha=ev.alpha,
+            latency_batch=bench.latency_batch_size,
+            throughput_batch=bench.throughput_batch_size,
+            metric=ev.metric,
+        )
+    out = {
         "summary": summary,
         "comparisons": stats["comparisons"],
         "ranking": stats["ranking"],
@@ -204,3 +242,6 @@ def summary_section(view: RunView, results: dict) -> dict:
         "pitfalls": stats["pitfalls"],  # the statistics' own checks; the pitfalls section adds the data's
         "latency_flags": flags,
     }
+    if metric_path:
+        out["metric_path"] = True
+    return out

@@ -4,21 +4,30 @@ even when a few example outputs agree. So each backend's prepared model is score
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from slimlab.bench.backends import Backend, BackendSkipped, Prepared
 from slimlab.bench.loading import LoadedModel
+from slimlab.data.batches import Inputs, n_rows, take, to_torch
 
 
-def prepared_accuracy(prepared: Prepared, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-    """Top-1 accuracy of a prepared backend on (x, y)."""
-    if len(x) == 0:
+def prepared_accuracy(
+    prepared: Prepared, x: Inputs, y: np.ndarray, batch_size: int = 256, fixed_batch: int | None = None
+) -> float:
+    """Top-1 accuracy of a prepared backend on (x, y); inputs of any signature keep their dtypes. A graph
+    with a constant batch axis is fed batches of exactly that size (the last rows that do not fill one are
+    left out)."""
+    n = n_rows(x)
+    if n == 0:
         raise ValueError("the validation split is empty")
+    step = fixed_batch or batch_size
+    stop = n - n % step if fixed_batch else n
+    if stop == 0:
+        raise ValueError(f"the validation split has fewer rows ({n}) than the model's fixed batch ({step})")
     correct = 0
-    for i in range(0, len(x), batch_size):
-        logits = prepared(torch.as_tensor(np.ascontiguousarray(x[i : i + batch_size]), dtype=torch.float32))
-        correct += int(np.sum(logits.argmax(axis=1) == y[i : i + batch_size]))
-    return correct / len(x)
+    for i in range(0, stop, step):
+        logits = prepared(to_torch(take(x, slice(i, i + step))))
+        correct += int(np.sum(logits.argmax(axis=1) == y[i : i + step]))
+    return correct / stop
 
 
 def accuracy_by_backend(
@@ -32,7 +41,7 @@ def accuracy_by_backend(
 ) -> list[dict]:
     """One entry per backend: its accuracy on (x, y), the drop from the `reference` backend's, and
     `flagged` when that drop exceeds `margin`; or `status: skipped` with the reason."""
-    example = torch.as_tensor(np.ascontiguousarray(x[: min(len(x), 8)]), dtype=torch.float32)
+    example = to_torch(take(x, slice(0, min(n_rows(x), model.fixed_batch or 8))))
     out: list[dict] = []
     for backend in backends:
         try:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from slimlab.bench.loading import LoadedModel
+from slimlab.data.batches import Inputs, call, first_tensor, leaves, to_numpy, to_torch
 from slimlab.models.inference import model_device
 from slimlab.registry import Registry
 
@@ -31,13 +32,13 @@ class Prepared:
     backend: str
     device: str
     run: Callable[[Any], Any]  # one inference on an input from `to_input`; this is what is timed
-    to_input: Callable[[torch.Tensor], Any]  # host tensor -> what `run` takes (done outside the timing)
+    to_input: Callable[[Any], Any]  # host Inputs (tensor, tuple, dict) -> what `run` takes (not timed)
     to_numpy: Callable[[Any], np.ndarray]
     synchronize: Callable[[], None] | None = None
     size_bytes: int | None = None  # the model in this backend's on-disk format
     info: dict = field(default_factory=dict)
 
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
+    def __call__(self, x: Inputs) -> np.ndarray:
         return self.to_numpy(self.run(self.to_input(x)))
 
 
@@ -46,19 +47,19 @@ class Backend(Protocol):
     # (rtol, atol) against eager outputs; None where the backend changes numerics on purpose (int8).
     tolerance: tuple[float, float] | None
 
-    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared: ...
+    def prepare(self, model: LoadedModel, example: Inputs) -> Prepared: ...
 
 
 def _torch_io(module: torch.nn.Module) -> tuple[str, Callable, Callable | None]:
     device = model_device(module)
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    return str(device), (lambda x: x.to(device)), sync
+    return str(device), (lambda x: to_torch(x, device)), sync
 
 
 def _state_dict_size(module: torch.nn.Module) -> int:
     from slimlab.evaluate.model_stats import serialized_size
 
-    return serialized_size(module)[0]
+    return serialized_size(module, compressed=False)[0]
 
 
 _ANSI_CODES = re.compile(r"\x1b\[[0-9;]*m")
@@ -119,8 +120,8 @@ class EagerBackend:
         device, to_input, sync = _torch_io(module)
 
         @torch.inference_mode()
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return module(x)
+        def run(x: Inputs) -> torch.Tensor:
+            return first_tensor(call(module, x))
 
         return Prepared(
             self.name,
@@ -154,13 +155,13 @@ class CompileBackend:
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
                 compiled = torch.compile(module, mode=self.mode)
                 with torch.inference_mode():
-                    compiled(to_input(example))
+                    call(compiled, to_input(example))
         except Exception as e:
             raise BackendSkipped(f"torch.compile failed: {_first_line(e)}") from None
 
         @torch.inference_mode()
-        def run(x: torch.Tensor) -> torch.Tensor:
-            return compiled(x)
+        def run(x: Inputs) -> torch.Tensor:
+            return first_tensor(call(compiled, x))
 
         return Prepared(
             self.name,
@@ -303,7 +304,7 @@ class OnnxRuntimeBackend:
     workdir: Path | None = None  # where exported files go; a temporary directory by default
     tolerance: tuple[float, float] | None = (1e-3, 1e-4)
 
-    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared:
+    def prepare(self, model: LoadedModel, example: Inputs) -> Prepared:
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -316,13 +317,33 @@ class OnnxRuntimeBackend:
         with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as tmp:
             return self._prepare(ort, model, example, Path(tmp), keep=False)
 
-    def _prepare(self, ort, model: LoadedModel, example: torch.Tensor, workdir: Path, keep: bool) -> Prepared:
+    def _prepare(self, ort, model: LoadedModel, example: Inputs, workdir: Path, keep: bool) -> Prepared:
         path, exporter = model.onnx_path, "input file"
-        if path is None:
+        graph = getattr(model.module, "onnx_model", None)
+        if path is None and isinstance(graph, torch.Tensor):
+            # An ORT-backed module (static int8 QDQ, an ONNX file loaded as a model): its own graph. Tracing
+            # it would record the session's outputs as constants, a graph that computes nothing.
+            path = workdir / "model.onnx"
+            path.write_bytes(graph.numpy().tobytes())
+            exporter = "treatment graph"
+        elif path is None:
             module = _need_module(model, self.name)
             # Never a path from the model's name, which is user text (a variant name): a fixed file name.
             path = workdir / "model.onnx"
-            exporter = export_onnx(module, example.cpu(), path)
+            try:
+                if isinstance(example, torch.Tensor) and example.is_floating_point():
+                    exporter = export_onnx(module, example.cpu(), path)
+                else:
+                    # Several inputs, dicts, integer ids: the TorchScript exporter names every input and
+                    # handles keyword-input models (Hugging Face encoders) that torch.export often cannot.
+                    from slimlab.treatments.static_quant import export_onnx as export_torchscript
+
+                    path.write_bytes(export_torchscript(module, to_torch(example)))
+                    exporter = "torch.onnx (torchscript)"
+            except BackendSkipped:
+                raise
+            except Exception as e:
+                raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
         if self.quantize == "dynamic_int8":
             path = self._quantize(path, workdir / f"{path.stem}.int8.onnx")
         elif self.quantize is not None:
@@ -336,19 +357,42 @@ class OnnxRuntimeBackend:
         try:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:
-            raise BackendSkipped(f"onnxruntime could not load the model: {_first_line(e)}") from None
-        input_name = session.get_inputs()[0].name
-        dtype = np.float16 if "float16" in session.get_inputs()[0].type else np.float32
+            reason = _first_line(e)
+            if not keep:  # a temporary file's path differs per trial: name the file only, so reasons group
+                reason = reason.replace(str(path), path.name)
+            raise BackendSkipped(f"onnxruntime could not load the model: {reason}") from None
+        from slimlab.models.ort import _ORT_DTYPES
 
-        def run(x: np.ndarray) -> np.ndarray:
-            return session.run(None, {input_name: x})[0]
+        graph_inputs = [(i.name, _ORT_DTYPES.get(i.type, np.float32)) for i in session.get_inputs()]
+
+        def to_feeds(x: Inputs) -> dict[str, np.ndarray]:
+            arrays = to_numpy(x)
+            if isinstance(arrays, dict):
+                missing = [n for n, _ in graph_inputs if n not in arrays]
+                if missing:
+                    raise BackendSkipped(
+                        f"the inputs have no {missing[0]!r} (graph inputs: "
+                        f"{', '.join(n for n, _ in graph_inputs)})"
+                    )
+                values = [arrays[n] for n, _ in graph_inputs]
+            else:
+                values = leaves(arrays)
+                if len(values) != len(graph_inputs):
+                    raise BackendSkipped(f"the graph takes {len(graph_inputs)} inputs; got {len(values)}")
+            return {
+                n: np.ascontiguousarray(v).astype(d, copy=False)
+                for (n, d), v in zip(graph_inputs, values, strict=True)
+            }
+
+        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return session.run(None, feeds)[0]
 
         used = session.get_providers()[0]
         return Prepared(
             self.name,
             "cuda" if used in PROVIDER_PREFERENCE[:2] else "cpu",
             run,
-            lambda x: x.detach().cpu().numpy().astype(dtype, copy=False),
+            to_feeds,
             lambda y: np.asarray(y, dtype=np.float32),
             None,  # session.run returns after the outputs are on the host
             size_bytes=path.stat().st_size,
@@ -414,7 +458,7 @@ def get_backend(name: str) -> Backend:
     return BACKENDS.get(name)()
 
 
-def check_outputs(prepared: Prepared, reference: np.ndarray, example: torch.Tensor, tol) -> float:
+def check_outputs(prepared: Prepared, reference: np.ndarray, example: Inputs, tol) -> float:
     """The largest |difference| from the reference (eager) outputs; raises BackendSkipped beyond `tol`."""
     out = prepared(example)
     if out.shape != reference.shape:

@@ -6,7 +6,6 @@ measurement. One record per (backend, scenario, batch size), shaped like a trial
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from contextlib import contextmanager
 
@@ -18,9 +17,10 @@ from slimlab.bench.backends import Backend, BackendSkipped, backends_for, check_
 from slimlab.bench.config import BenchConfig
 from slimlab.bench.latency import harness_overhead
 from slimlab.bench.loading import LoadedModel
-from slimlab.bench.scenario_runs import Target, example_input, scenarios_for, sweep_sizes
+from slimlab.bench.scenario_runs import Target, model_input, scenarios_for, skipped_record, sweep_sizes
 from slimlab.bench.scenarios import ScenarioSettings
 from slimlab.bench.static_batch import restrict_to_batch, static_reason
+from slimlab.data.batches import call, first_tensor
 
 Progress = Callable[[str], None]
 
@@ -50,6 +50,11 @@ def settings_for(config: BenchConfig) -> ScenarioSettings:
     )
 
 
+def _example(model: LoadedModel, batch: int, seed: int = 0):
+    """`batch` rows of the model's inputs (scenario_runs.model_input)."""
+    return model_input(model, batch, seed)
+
+
 def _model_costs(model: LoadedModel) -> dict:
     """FLOPs per inference (one sample) and the bytes a batch must read at least (weights once, plus each
     sample's input and output): the roofline's inputs. None with a reason where they cannot be counted."""
@@ -57,15 +62,17 @@ def _model_costs(model: LoadedModel) -> dict:
         return {"flops": None, "weight_bytes": None, "reason": "FLOPs are counted on PyTorch modules only"}
     from slimlab.evaluate.model_stats import count_flops, serialized_size
 
-    example = example_input(model.input_shape, 1)
+    example = _example(model, 1)
+    if not isinstance(example, torch.Tensor) or not example.is_floating_point():
+        return {"flops": None, "weight_bytes": None, "reason": "FLOPs are counted for one float input only"}
     try:
         flops = count_flops(model.module, example)
     except Exception as e:  # a module flop_counter cannot trace; the benchmark itself still runs
         return {"flops": None, "weight_bytes": None, "reason": f"flop counting failed: {e}"}
     # The state_dict's serialized size stands for the weight bytes: it counts packed int8 weights too.
-    weight_bytes = serialized_size(model.module)[0]
+    weight_bytes = serialized_size(model.module, compressed=False)[0]
     with torch.inference_mode():
-        out_numel = model.module(example).numel()
+        out_numel = first_tensor(model.module(example)).numel()
     return {
         "flops": flops,
         "weight_bytes": weight_bytes,
@@ -73,22 +80,7 @@ def _model_costs(model: LoadedModel) -> dict:
     }
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-def _skipped(name: str, reason: str) -> dict:
-    # The measured fields are present and None, so code that reads records by key need not special-case.
-    return {
-        "backend": name,
-        "status": "skipped",
-        "reason": _ANSI.sub("", reason),  # exporters colour their messages for terminals
-        "scenario": None,
-        "batch_size": None,
-        "latency_ms": None,
-        "throughput_per_s": None,
-        "peak_memory_bytes": None,
-        "energy_j": None,
-    }
+_skipped = skipped_record
 
 
 def run_benchmark(
@@ -119,11 +111,11 @@ def run_benchmark(
     sizes = sweep_sizes(config, scenarios)
     with pinned_threads(config.threads):
         costs = _model_costs(model)
-        example = example_input(model.input_shape, static or 4, seed=1)
+        example = _example(model, static or model.fixed_batch or 4, seed=1)
         reference = None
         if model.module is not None and config.check_outputs:
             with torch.inference_mode():
-                reference = model.module.eval()(example).float().cpu().numpy()
+                reference = first_tensor(call(model.module.eval(), example)).float().cpu().numpy()
         overhead = harness_overhead(warmup_iters=3, min_time_s=0.01, min_iters=100).percentile_ms(50)
         for backend in backends:
             say(f"{backend.name}: preparing")
@@ -135,16 +127,29 @@ def run_benchmark(
                         prepared, reference, example, backend.tolerance
                     )
                 if validation is not None:
-                    common["accuracy"] = prepared_accuracy(prepared, *validation)
+                    common["accuracy"] = prepared_accuracy(
+                        prepared, *validation, fixed_batch=model.fixed_batch
+                    )
                 target = Target(
-                    prepared, model.input_shape, config, settings, common, costs, peak, say, sizes
+                    prepared,
+                    model.input_shape,
+                    config,
+                    settings,
+                    common,
+                    costs,
+                    peak,
+                    say,
+                    sizes,
+                    make_input=lambda batch: _example(model, batch),
+                    fixed_batch=model.fixed_batch,
                 )
-                # All of a backend's scenarios, or (if one fails) its one `skipped` record, as before.
+                # All of a backend's scenarios (a batch size that cannot run is its own `skipped` record),
+                # or (if the backend fails) its one `skipped` record, as before.
                 records += [r for scenario in scenarios for r in scenario.run(target)]
             except BackendSkipped as e:
                 records.append(_skipped(backend.name, str(e)))
             except Exception as e:  # one backend's surprise must not lose the others' results
-                records.append(_skipped(backend.name, f"failed: {type(e).__name__}: {e}"))
+                records.append(_skipped(backend.name, f"failed: {type(e).__name__}: {e}", failed=True))
     if validation is not None:
         flag_drops(records, "eager", config.accuracy_margin)
     return records

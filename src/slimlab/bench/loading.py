@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from slimlab.bench.inputs import InputSpec
+from slimlab.data.batches import Inputs
 from slimlab.errors import DataFileError
+from slimlab.models.loading import safe_torch_load
 
 ONNX_SUFFIXES = (".onnx",)
 EXPORT_SUFFIXES = (".pt2",)
@@ -36,15 +38,31 @@ class LoadedModel:
     module, and the ONNX backend exports it itself)."""
 
     name: str
-    input_shape: tuple[int, ...]  # one sample's shape, without the batch axis
+    input_shape: tuple[int, ...]  # one sample's shape (of the first input), without the batch axis
     module: nn.Module | None = None
     onnx_path: Path | None = None
     source: str = "module"  # "module" | "reference" | "onnx" | "pt2" | "state_dict"
     meta: dict = field(default_factory=dict)
+    # Every input (name, sample shape, dtype); default: one float32 input of `input_shape`.
+    inputs: list[InputSpec] = field(default_factory=list)
+    # Real example inputs (e.g. validation rows): the bench feeds these, cycled to each batch size.
+    examples: Inputs | None = None
+    fixed_batch: int | None = None  # a graph whose batch axis is a constant runs only at that size
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            self.inputs = [InputSpec("x", tuple(self.input_shape))]
 
 
-def from_module(module: nn.Module, input_shape: tuple[int, ...], name: str = "model") -> LoadedModel:
-    return LoadedModel(name=name, input_shape=tuple(input_shape), module=module.eval(), source="module")
+def from_module(
+    module: nn.Module, input_shape: tuple[int, ...], name: str = "model", examples: Inputs | None = None
+) -> LoadedModel:
+    """`module` ready for the bench; `examples` (real inputs: an array, a tuple or a dict of arrays of any
+    dtype) are what it is fed, cycled up to each batch size. Without them it gets random float32 tensors of
+    `input_shape`."""
+    return LoadedModel(
+        name=name, input_shape=tuple(input_shape), module=module.eval(), source="module", examples=examples
+    )
 
 
 def from_reference(
@@ -58,9 +76,10 @@ def from_reference(
     return LoadedModel(name=name, input_shape=tuple(input_shape), module=module.eval(), source="reference")
 
 
-def load_onnx(path: Path) -> LoadedModel:
-    """An ONNX file, checked by onnx.checker. Its input shape is read from the graph (the batch axis
-    dropped); a non-static sample shape is refused with a message that says so."""
+def load_onnx(path: Path, examples: Inputs | None = None) -> LoadedModel:
+    """An ONNX file. Its inputs (names, sample shapes, dtypes) and a constant batch axis are read from the
+    graph. onnx.checker runs first; a file it rejects (e.g. an old IR version) is still accepted when ONNX
+    Runtime loads it, with the checker's complaint kept in `meta`."""
     try:
         import onnx
     except ImportError:
@@ -70,54 +89,67 @@ def load_onnx(path: Path) -> LoadedModel:
 
     path = Path(path)
     _must_exist(path)
+    meta: dict = {"file": str(path)}
     try:
         proto = onnx.load(str(path))
+    except Exception as e:  # onnx raises DecodeError and others for a corrupt file
+        raise DataFileError(f"{path}: not a valid ONNX model ({_first(e)})") from None
+    try:
         onnx.checker.check_model(proto)
-    except Exception as e:  # onnx raises DecodeError, ValidationError, ... for a corrupt file
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataFileError(f"{path}: not a valid ONNX model ({first_line})") from None
+    except Exception as e:
+        # The checker is stricter than the runtime (IR-3 files of the onnx test suite fail it and run): the
+        # runtime has the last word.
+        try:
+            import onnxruntime as ort
+
+            ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as ort_error:
+            raise DataFileError(
+                f"{path}: not a valid ONNX model ({_first(e)}; ONNX Runtime: {_first(ort_error)})"
+            ) from None
+        meta["checker"] = f"onnx.checker rejected it ({_first(e)}); ONNX Runtime runs it"
     initializers = {i.name for i in proto.graph.initializer}
-    inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise DataFileError(f"{path}: slimlab benchmarks models with one input; this one has {len(inputs)}")
-    dims = inputs[0].type.tensor_type.shape.dim
-    sample = [d.dim_value for d in dims[1:]]
-    if not dims or any(v <= 0 for v in sample):
-        raise DataFileError(f"{path}: the input's sample shape must be static; got {_dims(dims)}")
+    graph_inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if not graph_inputs:
+        raise DataFileError(f"{path}: the graph has no inputs")
+    specs, batches = [], set()
+    for inp in graph_inputs:
+        tensor = inp.type.tensor_type
+        dims = tensor.shape.dim
+        if not dims:
+            raise DataFileError(f"{path}: input {inp.name!r} has no shape; slimlab needs a batch axis")
+        first = dims[0].dim_value if dims[0].HasField("dim_value") else None
+        if first:
+            batches.add(first)
+        sample = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims[1:])
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "float32"
+        specs.append(InputSpec(inp.name, sample, dtype))
+    if examples is None and any(d is None for s in specs for d in s.shape):
+        raise DataFileError(
+            f"{path}: input {next(s.name for s in specs if None in s.shape)!r} has a symbolic sample axis "
+            f"({_dims(next(i for i in graph_inputs).type.tensor_type.shape.dim)}); give example inputs "
+            "(--data FILE.npz)"
+        )
+    meta["inputs"] = [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
     return LoadedModel(
-        name=path.stem, input_shape=tuple(sample), onnx_path=path, source="onnx", meta={"file": str(path)}
+        name=path.stem,
+        input_shape=tuple(d or 0 for d in specs[0].shape),
+        onnx_path=path,
+        source="onnx",
+        meta=meta,
+        inputs=specs,
+        examples=examples,
+        fixed_batch=batches.pop() if len(batches) == 1 else None,
     )
+
+
+def _first(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
 
 
 def _dims(dims) -> str:
     return "(" + ", ".join(d.dim_param or str(d.dim_value) for d in dims) + ")"
-
-
-def safe_torch_load(path: Path | io.BytesIO, what: str) -> object:
-    """torch.load restricted to tensors and plain containers. A file that needs arbitrary Python objects
-    (a pickled nn.Module, or a payload crafted to run code) is refused before anything in it runs."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        # weights_only=True raises UnpicklingError for any global outside its allow-list; other errors mean
-        # the file is not a torch file at all. Either way nothing from the file was executed.
-        raise DataFileError(
-            f"{what}: refused: slimlab loads only tensors from torch files (torch.load weights_only=True), "
-            f"and this file needs more ({_load_failure(e)}). Save a state_dict, or export with torch.export "
-            "or ONNX."
-        ) from None
-
-
-def _load_failure(e: Exception) -> str:
-    """The one informative line of torch.load's long weights_only message (which global was refused)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
-    for line in text.splitlines():
-        if "Unsupported global" in line or "Unsupported operand" in line:
-            return (
-                line.strip().split(" was not an allowed global")[0].removeprefix("WeightsUnpickler error: ")
-            )
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:200] if lines else type(e).__name__
 
 
 def load_state_dict_file(

@@ -12,10 +12,11 @@ A new scenario is a class with `name`, `sweep_sizes()` and `run(target)`, plus a
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from pydantic import Field
 
 from slimlab.bench.backends import Prepared
 from slimlab.bench.calibration import roofline
+from slimlab.bench.inputs import example_inputs
 from slimlab.bench.latency import Latency
 from slimlab.bench.meters import EnergyMeter, PeakMemory, cost_per_million
 from slimlab.bench.scenarios import (
@@ -33,6 +35,7 @@ from slimlab.bench.scenarios import (
     single_stream_summary,
     spread,
 )
+from slimlab.data.batches import Inputs, n_rows
 from slimlab.identity import Hparams
 from slimlab.registry import Registry
 
@@ -44,6 +47,39 @@ Progress = Callable[[str], None]
 
 def example_input(input_shape: tuple[int, ...], batch: int, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, *input_shape, generator=torch.Generator().manual_seed(seed))
+
+
+def model_input(model: Any, batch: int, seed: int = 0) -> Inputs:
+    """`batch` rows of a LoadedModel's inputs: its real examples cycled, else random ones of each input's
+    declared shape and dtype (bench/inputs.py)."""
+    return example_inputs(model.examples, model.inputs, batch, seed)
+
+
+class BatchSkipped(Exception):
+    """This batch size cannot run on this model (e.g. a graph with a constant batch axis)."""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def skipped_record(
+    name: str, reason: str, scenario: str | None = None, batch: int | None = None, failed: bool = False
+) -> dict:
+    """A backend, or one of its batch sizes, that was not measured. The measured fields are present and
+    None, so code that reads records by key need not special-case. `failed` marks an unexpected error (the
+    CLI exits 1), as against a model that cannot run here."""
+    return {
+        "backend": name,
+        "status": "skipped",
+        "reason": _ANSI.sub("", reason),  # exporters colour their messages for terminals
+        "failed": failed,
+        "scenario": scenario,
+        "batch_size": batch,
+        "latency_ms": None,
+        "throughput_per_s": None,
+        "peak_memory_bytes": None,
+        "energy_j": None,
+    }
 
 
 @dataclass
@@ -59,16 +95,36 @@ class Target:
     peak: dict | None = None
     say: Progress = field(default=lambda _msg: None)
     sweep_sizes: list[int] = field(default_factory=list)  # what the offline sweep measures
+    # `batch` rows of the model's own inputs (real examples, any dtypes); random floats of `input_shape`
+    # when not given. `fixed_batch`: the only batch size a graph with a constant batch axis runs.
+    make_input: Callable[[int], Inputs] | None = None
+    fixed_batch: int | None = None
     _sweep: tuple[list[dict], dict[int, np.ndarray]] | None = field(default=None, repr=False)
 
     @property
     def backend(self) -> str:
         return self.prepared.backend
 
+    def check_batch(self, batch: int) -> None:
+        if self.fixed_batch is not None and batch != self.fixed_batch:
+            raise BatchSkipped(f"the model's inputs have a fixed batch size of {self.fixed_batch}")
+
+    def measure_or_skip(self, scenario: str, batch: int, min_calls: int) -> tuple[Latency, dict] | dict:
+        """`measure`, or the `skipped` record of this batch size: one the model cannot run, or an
+        unexpected error (`failed`); the backend's other batch sizes are still measured."""
+        try:
+            self.check_batch(batch)
+            return self.measure(batch, min_calls)
+        except BatchSkipped as e:
+            return skipped_record(self.backend, str(e), scenario, batch)
+        except Exception as e:
+            return skipped_record(self.backend, f"failed: {type(e).__name__}: {e}", scenario, batch, True)
+
     def measure(self, batch: int, min_calls: int) -> tuple[Latency, dict]:
         """Time `prepared.run` on a fixed input of `batch` samples, inside the memory and energy meters."""
         prepared, settings = self.prepared, self.settings
-        inp = prepared.to_input(example_input(self.input_shape, batch))
+        x = self.make_input(batch) if self.make_input else example_input(self.input_shape, batch)
+        inp = prepared.to_input(x)
         prepared.run(inp)  # a first call on this shape, untimed: torch.compile recompiles, ORT allocates
         energy = EnergyMeter(prepared.device)
         with PeakMemory(prepared.device) as memory, energy:
@@ -79,7 +135,7 @@ class Target:
             "peak_memory_bytes": mem.peak_bytes,
             "memory_method": mem.method,
             # The meter spans warm-up and timed calls, so divide by all of them.
-            "energy_j": joules.joules / (calls_samples * batch) if joules.joules is not None else None,
+            "energy_j": joules.joules / (calls_samples * n_rows(x)) if joules.joules is not None else None,
             "energy_source": joules.source,
             "energy_reason": joules.reason,
         }
@@ -131,13 +187,18 @@ class Target:
         out: list[dict] = []
         service: dict[int, np.ndarray] = {}
         skipped: list[int] = []
+        unmeasured: list[dict] = []
         for batch in self.sweep_sizes:
             out_of_time = config.max_seconds is not None and time.perf_counter() - start > config.max_seconds
             if out_of_time and service:
                 skipped.append(batch)
                 continue
             self.say(f"{self.backend}: offline, batch {batch}")
-            latency, meters = self.measure(batch, config.min_iters)
+            measured = self.measure_or_skip("offline", batch, config.min_iters)
+            if isinstance(measured, dict):
+                unmeasured.append(measured)
+                continue
+            latency, meters = measured
             service[batch] = np.asarray(latency.samples_s)
             summary = {**latency.summary_ms(), **spread(latency, settings.repeats)}
             throughput = batch * len(latency.samples_s) / sum(latency.samples_s)
@@ -147,7 +208,7 @@ class Target:
             for r in out:
                 r["best"] = r is best
                 r["sweep"] = {"measured": [x["batch_size"] for x in out], "not_measured_time_budget": skipped}
-        return out, service
+        return out + unmeasured, service
 
 
 class Scenario(Protocol):
@@ -183,7 +244,10 @@ class SingleStream:
     def run(self, target: Target) -> list[dict]:
         batch, settings = self.batch_size, target.settings
         target.say(f"{target.backend}: single-stream, batch {batch}")
-        latency, meters = target.measure(batch, settings.single_stream_queries)
+        measured = target.measure_or_skip(self.name, batch, settings.single_stream_queries)
+        if isinstance(measured, dict):
+            return [measured]
+        latency, meters = measured
         summary = single_stream_summary(latency, settings.repeats)
         return [target.record(self.name, batch, summary, batch / latency.mean_ms * 1e3, meters)]
 
@@ -237,6 +301,8 @@ class Server:
 
     def run(self, target: Target) -> list[dict]:
         service = target.sweep()[1]
+        if not service:
+            return [skipped_record(target.backend, "no batch size could be measured", self.name)]
         settings, budget = target.settings, self.settings.latency_budget_ms
         max_batch = self.settings.max_batch or max(service)
         usable = {b: s for b, s in service.items() if b <= max_batch}
@@ -294,6 +360,7 @@ def sweep_sizes(config: BenchConfig, scenarios: list[Scenario]) -> list[int]:
 
 __all__ = [
     "SCENARIOS",
+    "BatchSkipped",
     "Offline",
     "Scenario",
     "Server",
@@ -301,6 +368,8 @@ __all__ = [
     "SingleStream",
     "Target",
     "example_input",
+    "model_input",
     "scenarios_for",
+    "skipped_record",
     "sweep_sizes",
 ]

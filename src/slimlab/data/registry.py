@@ -29,7 +29,20 @@ def load_dataset(options: DataOptions, seed: int) -> Dataset:
     is scored on the same test samples, which makes per-sample paired tests possible); the validation split
     held out of train depends only on the trial's `seed`. With `options.train_size` (a learning curve),
     only that many labelled examples are kept, chosen by the trial's `seed`."""
-    data = DATASETS.get(options.name, where="data.name")(options, seed)
+    source = getattr(options, "source", None) or {}
+    if source.get("live"):
+        from slimlab.data.factory import build_dataset
+        from slimlab.live import live_data
+
+        data = build_dataset(
+            options.name, live_data(source["live"]), options, seed, "data", {"source": "python"}
+        )
+    elif getattr(options, "factory", None):
+        from slimlab.data.factory import load_factory
+
+        data = load_factory(options, seed)
+    else:
+        data = DATASETS.get(options.name, where="data.name")(options, seed)
     train_size = getattr(options, "train_size", None)
     if train_size is not None:
         from slimlab.data.limited import limit_training_examples
@@ -258,3 +271,19 @@ def _mnist1d_groups(options: DataOptions, seed: int) -> Dataset:
         10,
         meta,
     )
+
+
+@DATASETS.register("npz")
+def _npz(options: DataOptions, seed: int) -> Dataset:
+    """A .npz file (data.path): x and y, or x_train, y_train, x_test, y_test (data/factory.py)."""
+    from slimlab.data.factory import load_npz
+
+    return load_npz(options, seed)
+
+
+@DATASETS.register("images")
+def _images(options: DataOptions, seed: int) -> Dataset:
+    """A folder with one subfolder of images per class (data.path; needs Pillow)."""
+    from slimlab.data.factory import load_images
+
+    return load_images(options, seed)

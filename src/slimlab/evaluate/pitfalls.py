@@ -25,8 +25,18 @@ SELECTION_PURPOSES = ("early_stopping", "model_selection", "tuning", "treatment_
 # --- leakage -----------------------------------------------------------------------------------------
 
 
-def _rows(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(x).reshape(len(x), -1))
+def _rows(x) -> np.ndarray:
+    """One flat row per sample; a model with several inputs (a tuple or dict of arrays) has them side by
+    side, as float64 so that int64 ids and float features share one row."""
+    from slimlab.data.batches import leaves, n_rows
+
+    parts = leaves(x)
+    if len(parts) == 1:
+        return np.ascontiguousarray(np.asarray(parts[0]).reshape(n_rows(x), -1))
+    n = n_rows(x)
+    return np.ascontiguousarray(
+        np.concatenate([np.asarray(a, dtype=np.float64).reshape(n, -1) for a in parts], 1)
+    )
 
 
 def exact_duplicates(reference: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -420,7 +430,8 @@ def run_checks(
         (t.get("predictions") for t in reference if t.get("predictions") is not None), None
     )
     out.append(imbalance_check(dataset.test.y, first_predictions, metrics_reported))
-    if run_baselines:
+    has_accuracy = all(t.get("metrics", {}).get("accuracy") is not None for t in reference)
+    if run_baselines and has_accuracy and dataset.num_classes > 0:
         correct = None
         if first_predictions is not None and len(first_predictions) == len(dataset.test):
             correct = np.asarray(first_predictions) == dataset.test.y

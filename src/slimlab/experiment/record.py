@@ -34,6 +34,8 @@ _OPTIONAL = (
     "model_file_reason",
     "environment",
     "attempts",
+    "scores",
+    "fidelity",
 )
 
 
@@ -58,6 +60,10 @@ class TrialRecord(Mapping):
     model_file_reason: str | None = None
     environment: dict | None = None
     attempts: int | None = None
+    # Per test sample scores of the experiment's metric (paired per-sample comparisons), and the treated
+    # model's fidelity to its dense parent on the validation inputs (issue 12).
+    scores: list[float] | None = None
+    fidelity: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # model_file is written even when None, once saving was attempted (the reason says why not).
     _model_file_set: bool = field(default=False, repr=False, compare=False)

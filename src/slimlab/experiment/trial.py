@@ -9,9 +9,10 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,13 +20,15 @@ from slimlab.bench import from_module, gemm_peak, run_benchmark
 from slimlab.bench.stability import machine_load
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
+from slimlab.data.batches import take, to_torch
 from slimlab.evaluate import count_flops, count_parameters, serialized_size
 from slimlab.evaluate.groups import trial_group_metrics
+from slimlab.evaluate.metrics import fidelity, get_metric, score
 from slimlab.evaluate.pitfalls import TestSetLog
 from slimlab.experiment.grid import TrialSpec
 from slimlab.experiment.progress import RunProgress
 from slimlab.experiment.record import TrialRecord
-from slimlab.models import build_model
+from slimlab.models.factory import build_configured_model
 from slimlab.models.inference import predict_logits
 from slimlab.train import Trainer, TrainResult, seed_everything
 from slimlab.treatments import TreatmentContext, apply
@@ -62,39 +65,59 @@ def evaluate_trial(
     config: ExperimentConfig,
     extra: dict,
     run_dir: Path | None = None,
+    reference: Reference | None = None,
 ) -> TrialRecord:
-    """Score a treated model on the test split (its one, final use, logged) and measure what it costs."""
+    """Score a treated model on the test split (its one, final use, logged) and measure what it costs.
+    `reference` holds the dense parent's outputs: fidelity-to-dense metrics and the fidelity check of a
+    treated variant (on the validation inputs) are computed against it."""
     test_log = TestSetLog()
     test = test_log.open(
         data.test, "final_evaluation", f"{spec.dataset.label}/{spec.variant.name}/seed {spec.seed}"
     )
     logits = predict_logits(model, test.x)
-    predictions = logits.argmax(1)
+    val_outputs = predict_logits(model, data.val.x)
+    classes = data.num_classes > 0 and np.issubdtype(np.asarray(test.y).dtype, np.integer)
+    predictions = logits.argmax(1) if classes else None
     params, nonzero = count_parameters(model)
     size, size_compressed = serialized_size(model)
-    example = torch.as_tensor(test.x[:1])
-    metrics = {
-        "accuracy": float((predictions == test.y).mean()),
-        "val_accuracy": float((predict_logits(model, data.val.x).argmax(1) == data.val.y).mean()),
-        "n_test": len(test),
-        "params": params,
-        "nonzero_params": nonzero,
-        "sparsity": 1 - nonzero / params if params else 0.0,
-        "size_bytes": size,
-        "size_compressed_bytes": size_compressed,
-        "flops": count_flops(model, example),
-        **extra,
-    }
-    if data.num_classes == 2:
+    example = take(test.x, slice(0, 1))
+    metrics: dict = {"n_test": len(test)}
+    if classes:
+        metrics["accuracy"] = float((predictions == test.y).mean())
+        metrics["val_accuracy"] = float((val_outputs.argmax(1) == data.val.y).mean())
+    chosen = get_metric(config.evaluate.metric, config.evaluate.source)
+    scores = None
+    if chosen.name != "accuracy" or classes:
+        targets = test.y if chosen.targets == "labels" else (reference.test if reference else logits)
+        metrics[chosen.name], scores = score(chosen, logits, targets)
+    metrics.update(
+        {
+            "params": params,
+            "nonzero_params": nonzero,
+            "sparsity": 1 - nonzero / params if params else 0.0,
+            "size_bytes": size,
+            "size_compressed_bytes": size_compressed,
+            "flops": _flops(model, example),
+            **extra,
+        }
+    )
+    if classes and data.num_classes == 2:  # AUC, log loss, normalized entropy (and a DLRM's stage times)
         metrics.update(_binary_metrics(model, logits, test))
     record = TrialRecord.ok(
-        spec, metrics, predictions=predictions.astype(int).tolist(), test_openings=test_log.openings
+        spec,
+        metrics,
+        predictions=predictions.astype(int).tolist() if predictions is not None else None,
+        test_openings=test_log.openings,
     )
+    if scores is not None:
+        record.scores = [round(float(v), 7) for v in scores]  # per test sample, for paired comparisons
+    if reference is not None:
+        record.fidelity = _fidelity_check(spec, config, val_outputs, reference, classes)
     if config.bench.save_models and run_dir is not None:
         relative = f"models/{spec.id}.onnx"
-        reason = save_model(model, torch.as_tensor(data.val.x[:2]), run_dir / relative)
+        reason = save_model(model, to_torch(take(data.val.x, slice(0, 2))), run_dir / relative)
         record.set_model_file(None if reason else relative, reason)
-    if test.groups:
+    if test.groups and classes:
         # Per-group calibration (ECE) from the softmax of the logits; the probabilities are not stored.
         probs = torch.softmax(torch.as_tensor(logits, dtype=torch.float64), dim=1).numpy()
         record.groups = trial_group_metrics(
@@ -105,12 +128,47 @@ def evaluate_trial(
         record.extra["machine_load"] = machine_load()
         # Each backend is also checked on the validation split, so an accuracy lost in export shows.
         record.bench = run_benchmark(
-            from_module(model, data.input_shape, spec.variant.name),
+            from_module(model, data.input_shape, spec.variant.name, examples=data.val.x),
             config.bench,
-            validation=(data.val.x, data.val.y),
+            validation=(data.val.x, data.val.y) if classes else None,
             peak=gemm_peak(recheck_load=False),  # the driver checked it at the start of the run
         )
     return record
+
+
+def _fidelity_check(
+    spec: TrialSpec, config: ExperimentConfig, val_outputs: np.ndarray, reference: Reference, classes: bool
+) -> dict:
+    """Fidelity to the dense parent on the validation inputs (real data, never test): a treatment that
+    silently corrupts the outputs shows here whatever the metric says."""
+    check = fidelity(val_outputs, reference.val)
+    threshold = spec.variant.min_cosine if spec.variant.min_cosine is not None else config.evaluate.min_cosine
+    reasons = []
+    if check["cosine"] is not None and check["cosine"] < threshold:
+        reasons.append(f"cosine {check['cosine']:.4f} < {threshold}")
+    if classes and check["agreement"] is not None and check["agreement"] < config.evaluate.min_agreement:
+        reasons.append(f"top-1 agreement {check['agreement']:.4f} < {config.evaluate.min_agreement}")
+    if check["cosine"] is None:
+        reasons.append(check.get("note", "outputs not comparable"))
+    check.update({"split": "val", "min_cosine": threshold, "diverged": bool(reasons), "reasons": reasons})
+    return check
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The dense parent's outputs on the validation and test inputs of one (dataset, seed)."""
+
+    val: np.ndarray
+    test: np.ndarray
+
+
+def _flops(model: nn.Module, example) -> int | None:
+    if not isinstance(example, np.ndarray) or not np.issubdtype(example.dtype, np.floating):
+        return None  # flop_counter traces one float tensor; a model with other inputs is not counted
+    try:
+        return count_flops(model, torch.as_tensor(example))
+    except Exception:  # a module flop_counter cannot trace; FLOPs are informative, the trial goes on
+        return None
 
 
 def _binary_metrics(model: nn.Module, logits, test) -> dict:
@@ -145,7 +203,7 @@ def check_recipes(config: ExperimentConfig) -> None:
         resolve_device(recipe.device)
         if recipe.transfer is not None and recipe.transfer.checkpoint is not None:
             data = load_dataset(config.data[0], config.evaluate.seed_list[0])
-            model = build_model(config.model.name, config.model.params, data.input_shape, data.num_classes)
+            model = build_configured_model(config.model, data.input_shape, data.num_classes)
             check_checkpoint(model, recipe.transfer)
 
 
@@ -171,7 +229,7 @@ def run_group(
         for spec in group:
             keep(failed_record(spec, error))
         return
-    model_spec = {"name": config.model.name, **config.model.params}
+    model_spec = config.model.to_dict()
     checkpoints = (run_dir if run_dir is not None else cache_dir()) / "checkpoints"
     parents: dict[str, tuple | BaseException] = {}
 
@@ -184,12 +242,17 @@ def run_group(
             progress.stage(f"{first.dataset.label} seed {seed}: training {what}")
             try:
                 seed_everything(seed)
-                model = build_model(
-                    config.model.name, config.model.params, data.input_shape, data.num_classes
-                )
+                model = build_configured_model(config.model, data.input_shape, data.num_classes)
                 initial_state = copy.deepcopy(model.state_dict())
-                trained = fit_recipe(own, model, data, seed, model_spec, checkpoints)
-                parents[key] = (model, initial_state, trained, own)
+                if config.model.is_pretrained and spec.variant.train is None:
+                    # One trained model, not retrained per seed: the seeds vary what the treatments depend
+                    # on (the calibration sample, the fine-tuning data order), and the validation split.
+                    trained = TrainResult(0, 0, float("nan"), 0.0, [])
+                else:
+                    trained = fit_recipe(own, model, data, seed, model_spec, checkpoints)
+                model.eval()
+                reference = Reference(predict_logits(model, data.val.x), predict_logits(model, data.test.x))
+                parents[key] = (model, initial_state, trained, own, reference)
             except Exception as error:  # the parent failed, so every variant trained from it fails
                 parents[key] = error
         return parents[key]
@@ -199,7 +262,7 @@ def run_group(
         if isinstance(parent, BaseException):
             keep(failed_record(spec, parent))
             continue
-        dense, initial_state, trained, own = parent
+        dense, initial_state, trained, own, reference = parent
         progress.stage(f"{spec.dataset.label} seed {spec.seed}: {spec.variant.name}")
         context = TreatmentContext(
             seed=seed, trainer=own, data=data, initial_state=initial_state, teacher=dense
@@ -214,8 +277,11 @@ def run_group(
                 "n_train": len(data.train),
                 "n_val": len(data.val),
             }
-            record = evaluate_trial(spec, model, data, config, extra, run_dir)
+            record = evaluate_trial(spec, model, data, config, extra, run_dir, reference)
+            if not spec.variant.treatments and spec.variant.train is None:
+                record.fidelity = None  # the dense model itself: nothing to compare
             record.train = _train_summary(trained)
+            record.train["pretrained"] = config.model.is_pretrained
             record.artifacts = context.artifacts
             keep(record)
         except Exception as error:

@@ -111,7 +111,10 @@ def render_report(analysis: Analysis) -> str:
     rows_by_dataset: dict[str, list[dict]] = defaultdict(list)
     for row in results["summary"]:
         rows_by_dataset[row["dataset"]].append(row)
-    comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
+    # On the metric path the comparisons are on the experiment's metric and get their own table.
+    comparisons = {
+        (c["dataset"], c["variant"]): c for c in results["comparisons"] if not results.get("metric_path")
+    }
     peak = results["environment"].get("gemm_peak")
     sections = []
     for dataset, rows in rows_by_dataset.items():

@@ -14,22 +14,36 @@ def pareto_plot(rows: list[dict], front: list[str], title: str) -> dict:
     return png_with_points(*pareto_figure(rows, front, title))
 
 
+def _score(row: dict) -> tuple[str, float | None, tuple]:
+    """(metric name, mean, CI) of a summary row: the experiment's own metric where it has one (an encoder
+    scored by fidelity has no accuracy), else accuracy."""
+    metric = row.get("metric")
+    if metric and metric.get("mean") is not None:
+        return metric["name"], metric["mean"], tuple(metric["ci"])
+    return "accuracy", row["accuracy"]["mean"], tuple(row["accuracy"]["ci"])
+
+
 def pareto_figure(rows: list[dict], front: list[str], title: str) -> tuple[Figure, list[HoverPoint]]:
-    """Accuracy (mean, with its CI) against p50 latency, the Pareto front joined and filled. Each variant
-    has its own colour and marker in a legend instead of a text label beside its point, so that names of
-    nearby points never overlap; hovering a point in the report shows its values."""
+    """Accuracy (or the experiment's metric; mean, with its CI) against p50 latency, the Pareto front
+    joined and filled. Each variant has its own colour and marker in a legend instead of a text label
+    beside its point, so that names of nearby points never overlap; hovering a point in the report shows
+    its values."""
     fig = Figure(figsize=(6.8, 4.2), layout="constrained")
     ax = fig.add_subplot()
-    points = [r for r in rows if r["n_ok"] and r["latency_p50_ms"] is not None]
+    points = [r for r in rows if r["n_ok"] and r["latency_p50_ms"] is not None and _score(r)[1] is not None]
     colors = [f"C{i % 10}" for i in range(len(points))]
     markers = "osD^vP*Xhp"
     hover = []
+    name = _score(points[0])[0] if points else "accuracy"
+    unit = name == "accuracy"
     for i, r in enumerate(points):
-        acc, (lo, hi) = r["accuracy"]["mean"], r["accuracy"]["ci"]
+        _, acc, (lo, hi) = _score(r)
         on_front = r["variant"] in front
         known = lo is not None and hi is not None and lo == lo and hi == hi  # x == x: not NaN
         # An accuracy interval lies in [0, 1]; the bars are drawn inside it whatever the method gave.
-        yerr = [[acc - max(lo, 0.0)], [min(hi, 1.0) - acc]] if known else None
+        if known and unit:
+            lo, hi = max(lo, 0.0), min(hi, 1.0)
+        yerr = [[max(acc - lo, 0.0)], [max(hi - acc, 0.0)]] if known else None
         ax.errorbar(
             r["latency_p50_ms"],
             acc,
@@ -41,13 +55,16 @@ def pareto_figure(rows: list[dict], front: list[str], title: str) -> tuple[Figur
             markersize=7,
             label=r["variant"] + (" ★" if on_front else ""),
         )
-        ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if known else ""
+        if unit:
+            value = f"accuracy {100 * acc:.1f}%" + (f" [{100 * lo:.1f}, {100 * hi:.1f}]" if known else "")
+        else:
+            value = f"{name} {acc:.4g}" + (f" [{lo:.4g}, {hi:.4g}]" if known else "")
         hover.append(
             HoverPoint(
                 ax,
                 r["latency_p50_ms"],
                 acc,
-                f"{r['variant']}{' (Pareto front)' if on_front else ''}\naccuracy {100 * acc:.1f}%{ci}\n"
+                f"{r['variant']}{' (Pareto front)' if on_front else ''}\n{value}\n"
                 f"p50 {r['latency_p50_ms']:.4g} ms",
             )
         )
@@ -55,7 +72,7 @@ def pareto_figure(rows: list[dict], front: list[str], title: str) -> tuple[Figur
     if len(best) > 1:
         ax.step(
             [r["latency_p50_ms"] for r in best],
-            [r["accuracy"]["mean"] for r in best],
+            [_score(r)[1] for r in best],
             where="post",
             color="tab:red",
             alpha=0.4,
@@ -65,10 +82,11 @@ def pareto_figure(rows: list[dict], front: list[str], title: str) -> tuple[Figur
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     batch = points[0]["latency_batch_size"] if points else 1
     ax.set_xlabel(f"p50 latency at batch {batch} (ms, eager)")
-    ax.set_ylabel("test accuracy (mean, 95% CI over seeds)")
+    ax.set_ylabel(f"test {name} (mean, 95% CI over seeds)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    clip_unit_axis(ax)
+    if unit:
+        clip_unit_axis(ax)
     return fig, hover
 
 

@@ -15,6 +15,7 @@ from pydantic import Field
 from torch import nn
 
 from slimlab.data import Dataset
+from slimlab.data.batches import call, first_tensor, take, to_torch
 from slimlab.errors import SlimlabError, TrainingDivergedError
 from slimlab.identity import Hparams
 from slimlab.models.inference import predict_logits
@@ -135,8 +136,9 @@ class Trainer:
         model.to(device)
         optimizer = self._optimizer(model, lr or c.lr, param_groups)
         augment = build_augmenter(c.augment, data.input_shape, data.num_classes)
-        loss_fn = nn.CrossEntropyLoss()
-        x = torch.as_tensor(data.train.x, device=device)
+        classes = np.issubdtype(np.asarray(data.train.y).dtype, np.integer)
+        loss_fn: nn.Module = nn.CrossEntropyLoss() if classes else nn.MSELoss()  # float targets: regression
+        x = to_torch(data.train.x, device)  # every input keeps its dtype (int64 ids, masks, ...)
         y = torch.as_tensor(data.train.y, device=device)
 
         best_acc, best_epoch, best_state = -1.0, 0, copy.deepcopy(model.state_dict())
@@ -150,10 +152,10 @@ class Trainer:
             total, count = 0.0, 0
             for i in range(0, len(order), c.batch_size):
                 batch = order[i : i + c.batch_size]
-                inputs, target = x[batch], y[batch]
+                inputs, target = take(x, batch), y[batch]
                 if augment is not None:
                     inputs, target = augment(inputs, target)
-                loss = loss_fn(model(inputs), target)
+                loss = loss_fn(first_tensor(call(model, inputs)), target)
                 if not torch.isfinite(loss):
                     raise TrainingDivergedError(f"training loss became {loss.item()} at epoch {epoch}")
                 optimizer.zero_grad(set_to_none=True)
@@ -188,15 +190,24 @@ class Trainer:
         return TrainResult(epoch, best_epoch, best_acc, time.perf_counter() - start, history)
 
 
-def loss_of(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy of the model's logits on (x, y)."""
+def loss_of(model: nn.Module, x, y: np.ndarray) -> float:
+    """Mean cross-entropy of the model's logits on (x, y); for float targets (regression), the mean
+    squared error."""
     if len(y) == 0:
         return math.nan
-    logits = torch.as_tensor(predict_logits(model, x))
-    return float(nn.functional.cross_entropy(logits, torch.as_tensor(y)).item())
+    outputs = torch.as_tensor(predict_logits(model, x))
+    if not np.issubdtype(np.asarray(y).dtype, np.integer):
+        target = torch.as_tensor(np.asarray(y), dtype=outputs.dtype).reshape(outputs.shape)
+        return float(nn.functional.mse_loss(outputs, target).item())
+    return float(nn.functional.cross_entropy(outputs, torch.as_tensor(y)).item())
 
 
-def accuracy_of(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+def accuracy_of(model: nn.Module, x, y: np.ndarray) -> float:
+    """Top-1 accuracy for class labels; for float targets (regression), minus the mean squared error, so
+    that higher is better either way (early stopping picks the largest)."""
     if len(y) == 0:
         return math.nan
-    return float((predict_logits(model, x).argmax(1) == y).mean())
+    outputs = predict_logits(model, x)
+    if not np.issubdtype(np.asarray(y).dtype, np.integer):
+        return -float(np.mean((outputs.reshape(np.shape(y)) - y) ** 2))
+    return float((outputs.argmax(1) == y).mean())

@@ -169,7 +169,7 @@ def _replace_tables(model: nn.Module, kind: str, make) -> list[dict]:
 def _bytes(module: nn.Module) -> int:
     from slimlab.evaluate import serialized_size
 
-    return serialized_size(module)[0]
+    return serialized_size(module, compressed=False)[0]
 
 
 class EmbeddingInt8(TreatmentConfig):

@@ -12,11 +12,12 @@ On CUDA both are native.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from slimlab.data.batches import first_tensor
 from slimlab.treatments.base import TreatmentConfig, TreatmentContext, register_treatment
 
 DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -31,17 +32,25 @@ class HalfPrecision(TreatmentConfig):
 
 
 class CastedModel(nn.Module):
-    """Runs `inner` in `dtype`: floating inputs are cast on the way in and outputs returned as float32."""
+    """Runs `inner` in `dtype`. Floating-point inputs (positional or keyword) are cast on the way in;
+    integer and boolean inputs (token ids, attention masks, indices) pass through unchanged, since casting
+    them would change their values (bf16 holds integers exactly only up to 256). The main output is
+    returned as float32."""
 
     def __init__(self, inner: nn.Module, dtype: torch.dtype):
         super().__init__()
         self.inner = inner
         self.dtype = dtype
 
-    def forward(self, x: Tensor) -> Tensor:
-        if x.is_floating_point():
-            x = x.to(self.dtype)
-        return self.inner(x).float()
+    def _cast(self, value: Any) -> Any:
+        if isinstance(value, Tensor) and value.is_floating_point():
+            return value.to(self.dtype)
+        return value
+
+    def forward(self, *args: Any, **kwargs: Any) -> Tensor:
+        args = tuple(self._cast(a) for a in args)
+        kwargs = {k: self._cast(v) for k, v in kwargs.items()}
+        return first_tensor(self.inner(*args, **kwargs)).float()
 
 
 @register_treatment(HalfPrecision)

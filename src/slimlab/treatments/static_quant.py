@@ -24,7 +24,7 @@ that evaluation and the eager benchmark work unchanged. Its ONNX bytes are a uin
 
 from __future__ import annotations
 
-import copy
+import fnmatch
 import io
 import itertools
 import logging
@@ -40,8 +40,10 @@ import torch
 from pydantic import Field
 from torch import Tensor, nn
 
-from slimlab.errors import SlimlabError
+from slimlab.data.batches import Inputs, first_tensor, input_names, leaves, n_rows, take, to_numpy, to_torch
+from slimlab.errors import ConfigError, SlimlabError
 from slimlab.evaluate import count_flops
+from slimlab.models.ort import OrtModule  # OrtModule lives with the models (re-exported)
 from slimlab.treatments.base import TreatmentConfig, TreatmentContext, register_treatment
 
 
@@ -55,9 +57,26 @@ class StaticInt8(TreatmentConfig):
     calibration_samples: int = Field(default=512, gt=0, description="training samples used to calibrate")
     backend: Literal["onnxruntime", "torch_ao"] = "onnxruntime"
     per_channel: bool = True
+    # Which ONNX nodes are quantized (onnxruntime backend). Op types are ONNX op types ("MatMul", "Conv",
+    # "Gemm", ...); node names are fnmatch patterns over the exported graph's node names. MatMul-only
+    # (`op_types = ["MatMul"]`) is the usual choice for a transformer: LayerNorm, Softmax and GELU stay float.
+    op_types: list[str] | None = Field(default=None, description="quantize only these op types")
+    exclude_op_types: list[str] = Field(default_factory=list, description="never quantize these op types")
+    nodes: list[str] | None = Field(default=None, description="quantize only nodes matching these patterns")
+    exclude_nodes: list[str] = Field(default_factory=list, description="never quantize these nodes")
+
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         default="minmax", description="ONNX Runtime's CalibrationMethod for the activation ranges"
     )
+
+    def selects_nodes(self) -> bool:
+        return any(
+            getattr(self, n) != type(self).model_fields[n].get_default(call_default_factory=True)
+            for n in _SELECTION_FIELDS
+        )
+
+
+_SELECTION_FIELDS = ("op_types", "exclude_op_types", "nodes", "exclude_nodes")
 
 
 @contextmanager
@@ -74,108 +93,121 @@ def _quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
             warnings.filterwarnings("ignore", message=".*torch.quantize_per_tensor.*")
             warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
+            # Tracing a Hugging Face model: its Python-side shape checks and advanced indexing are traced
+            # as constants (fixed sequence length, which is what we export), and the exporter says so.
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*Exporting aten::index operator.*")
             yield
     finally:
         root.setLevel(level)
 
 
-def calibration_batch(context: TreatmentContext, samples: int, kind: str) -> Tensor:
+def calibration_batch(context: TreatmentContext, samples: int, kind: str) -> Inputs:
+    """`samples` training rows drawn with the trial's seed: an array, or a tuple/dict of arrays for a model
+    with several inputs; every input keeps its dtype (token ids stay int64)."""
     if context.data is None:
         raise SlimlabError(f"treatment {kind!r} needs calibration data; pass a TreatmentContext with data")
     x = context.data.train.x
+    n = n_rows(x)
     rng = np.random.default_rng(context.seed)
-    index = np.sort(rng.choice(len(x), size=min(samples, len(x)), replace=False))
-    return torch.as_tensor(x[index], dtype=torch.float32)
+    index = np.sort(rng.choice(n, size=min(samples, n), replace=False))
+    return to_torch(take(x, index))
 
 
-def export_onnx(model: nn.Module, example: Tensor) -> bytes:
-    """The model as ONNX with a dynamic batch axis. The TorchScript exporter is used: it is deprecated,
-    but it is fast (under a second here) and needs no torch.export-compatible model."""
+def export_onnx(model: nn.Module, example: Inputs) -> bytes:
+    """The model as ONNX with a dynamic batch axis on every input and output. Inputs are named after the
+    example's dict keys (or x / x0, x1, ...). The TorchScript exporter is used: it is deprecated, but it is
+    fast (under a second here), needs no torch.export-compatible model, and exports Hugging Face encoders."""
     buffer = io.BytesIO()
+    names = input_names(example)
+    args = (
+        tuple(example.values())
+        if isinstance(example, dict)
+        else (tuple(example) if isinstance(example, (tuple, list)) else (example,))
+    )
+    dynamic = {name: {0: "batch"} for name in names}
+    dynamic["logits"] = {0: "batch"}
     with _quiet(), torch.no_grad():
         torch.onnx.export(
-            model.eval(),
-            (example,),
+            _Positional(model.eval(), names) if isinstance(example, dict) else model.eval(),
+            args,
             buffer,
-            input_names=["x"],
+            input_names=names,
             output_names=["logits"],
-            dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}},
+            dynamic_axes=dynamic,
             dynamo=False,
         )
     return buffer.getvalue()
 
 
-class OrtModule(nn.Module):
-    """An ONNX model run by ONNX Runtime on the CPU, behind the nn.Module interface: torch tensors in, float32
-    torch tensors out. The session is rebuilt from the stored bytes after a copy or unpickling, with
-    torch's current thread count."""
+class _Positional(nn.Module):
+    """Calls a keyword-input model with positional tensors (the TorchScript exporter passes positionals)."""
 
-    def __init__(self, onnx_bytes: bytes, info: dict[str, Any] | None = None):
+    def __init__(self, inner: nn.Module, names: list[str]):
         super().__init__()
-        self.register_buffer("onnx_model", torch.frombuffer(bytearray(onnx_bytes), dtype=torch.uint8))
-        self.info = info or {}
-        self._session = self._make_session()
+        self.inner = inner
+        self.names = names
 
-    def _make_session(self) -> Any:
-        import onnxruntime as ort
+    def forward(self, *args: Tensor) -> Tensor:
+        return first_tensor(self.inner(**dict(zip(self.names, args, strict=True))))
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        return ort.InferenceSession(
-            self.onnx_model.numpy().tobytes(), options, providers=["CPUExecutionProvider"]
+
+def _feeds(names: list[str], batch: Inputs) -> dict[str, np.ndarray]:
+    arrays = [np.ascontiguousarray(a) for a in leaves(to_numpy(batch))]
+    return dict(zip(names, arrays, strict=True))
+
+
+def select_nodes(onnx_bytes: bytes, config: StaticInt8) -> dict[str, Any]:
+    """ORT quantize_static's node selection (op_types_to_quantize, nodes_to_quantize, nodes_to_exclude)
+    from the config's op types and node-name patterns, resolved against the graph. Also returns which
+    nodes were chosen, for the trial record."""
+    import onnx
+
+    graph = onnx.load_from_string(onnx_bytes).graph
+    present = sorted({n.op_type for n in graph.node})
+    op_types = set(config.op_types) if config.op_types is not None else set(present)
+    op_types -= set(config.exclude_op_types)
+    nodes = [n for n in graph.node if n.op_type in op_types]
+    if config.nodes is not None:
+        nodes = [n for n in nodes if any(fnmatch.fnmatchcase(n.name, p) for p in config.nodes)]
+    excluded = [
+        n.name for n in graph.node if any(fnmatch.fnmatchcase(n.name, p) for p in config.exclude_nodes)
+    ]
+    nodes = [n for n in nodes if n.name not in excluded]
+    if not nodes:
+        raise SlimlabError(
+            f"static_int8: the node selection (op_types={config.op_types}, nodes={config.nodes}, excludes) "
+            f"matches no node of the graph; its op types are: {', '.join(present)}"
         )
-
-    def weight_counts(self) -> tuple[int, int]:
-        """(weights, non-zero weights) in the ONNX graph's initializers, as `count_parameters` counts a torch
-        model's: scales, zero points and shape constants are left out."""
-        import onnx
-        from onnx import numpy_helper
-
-        graph = onnx.load_from_string(self.onnx_model.numpy().tobytes()).graph
-        total = nonzero = 0
-        for init in graph.initializer:
-            if "scale" in init.name or "zero_point" in init.name or init.data_type == onnx.TensorProto.INT64:
-                continue
-            values = numpy_helper.to_array(init)
-            total += values.size
-            nonzero += int(np.count_nonzero(values))
-        return total, nonzero
-
-    def forward(self, x: Tensor) -> Tensor:
-        # At these model sizes a call costs microseconds, so skip conversions that would be no-ops.
-        if x.device.type != "cpu" or x.dtype != torch.float32:
-            x = x.to("cpu", torch.float32)
-        if x.requires_grad:
-            x = x.detach()
-        return torch.from_numpy(self._session.run(None, {"x": x.numpy()})[0])
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_session", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._session = self._make_session()
-
-    def __deepcopy__(self, memo: dict) -> OrtModule:
-        return OrtModule(self.onnx_model.numpy().tobytes(), copy.deepcopy(self.info, memo))
+    return {
+        "op_types_to_quantize": sorted(op_types & set(present)),
+        "nodes_to_quantize": [n.name for n in nodes],
+        "nodes_to_exclude": excluded,
+    }
 
 
-def _ort_static(model: nn.Module, calib: Tensor, config: StaticInt8) -> OrtModule:
+def _ort_static(model: nn.Module, calib: Inputs, config: StaticInt8) -> OrtModule:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    if isinstance(model, OrtModule):  # an ONNX file the user brought: its graph is quantized directly
+        fp32 = model.onnx_model.numpy().tobytes()
+        names = model.input_names
+    else:
+        fp32 = export_onnx(model, take(calib, slice(0, 2)))
+        names = input_names(calib)
+    batches = [_feeds(names, take(calib, slice(i, i + 64))) for i in range(0, n_rows(calib), 64)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{"x": calib[i : i + 64].numpy()} for i in range(0, len(calib), 64)])
+            self.batches = iter(batches)
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.batches, None)
 
+    selection = select_nodes(fp32, config) if config.selects_nodes() else {}
     with tempfile.TemporaryDirectory() as tmp, _quiet():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(export_onnx(model, calib[:2]))
+        src.write_bytes(fp32)
         quantize_static(
             src,
             dst,
@@ -184,12 +216,26 @@ def _ort_static(model: nn.Module, calib: Tensor, config: StaticInt8) -> OrtModul
             per_channel=config.per_channel,
             activation_type=QuantType.QUInt8,  # u8 x s8 is the VNNI instruction's native pairing
             weight_type=QuantType.QInt8,
+            **selection,
             calibrate_method=_calibration_method(config.calibration_method),
         )
         data = dst.read_bytes()
     # FLOPs cannot be counted inside ONNX Runtime; those of the float model it was made from are kept.
-    info = {"engine": "onnxruntime", "format": "QDQ", "flops_batch1": count_flops(model, calib[:1])}
+    flops = None if isinstance(model, OrtModule) else _flops_or_none(model, take(calib, slice(0, 1)))
+    info = {"engine": "onnxruntime", "format": "QDQ", "flops_batch1": flops, "quantized": True}
+    if selection:
+        info["quantized_nodes"] = len(selection["nodes_to_quantize"])
+        info["op_types"] = selection["op_types_to_quantize"]
     return OrtModule(data, info)
+
+
+def _flops_or_none(model: nn.Module, example: Inputs) -> int | None:
+    if not isinstance(example, torch.Tensor):
+        return None  # count_flops traces one tensor input
+    try:
+        return count_flops(model, example)
+    except Exception:  # a model flop_counter cannot trace; FLOPs are informative only
+        return None
 
 
 def _calibration_method(name: str) -> Any:
@@ -210,11 +256,18 @@ def _fusable_pairs(model: nn.Module) -> list[list[str]]:
     return pairs
 
 
-def _torch_ao_static(model: nn.Module, calib: Tensor) -> nn.Module:
+def _torch_ao_static(model: nn.Module, calib: Inputs) -> nn.Module:
     from torch.ao import quantization as tq
 
+    if not isinstance(calib, Tensor):
+        raise SlimlabError(
+            "static_int8 with backend 'torch_ao' quantizes models with one float tensor input; use "
+            "backend = 'onnxruntime' for a model with several or integer inputs"
+        )
     with _quiet():
-        model = tq.fuse_modules(model.cpu().eval(), _fusable_pairs(model))
+        pairs = _fusable_pairs(model)
+        # fuse_modules(model, []) fails inside torch.ao, and a model with nothing to fuse is common.
+        model = tq.fuse_modules(model.cpu().eval(), pairs) if pairs else model.cpu().eval()
         wrapped = tq.QuantWrapper(model)  # quantize the input, dequantize the logits
         # torch's default engine on x86 CPUs is "x86" (fbgemm + onednn); we read it and leave it as it is
         wrapped.qconfig = tq.get_default_qconfig(torch.backends.quantized.engine)
@@ -228,10 +281,17 @@ def _torch_ao_static(model: nn.Module, calib: Tensor) -> nn.Module:
 @register_treatment(StaticInt8)
 def static_int8(model: nn.Module, config: StaticInt8, context: TreatmentContext) -> nn.Module:
     calib = calibration_batch(context, config.calibration_samples, config.kind)
-    if any(p.dtype != torch.float32 for p in model.parameters()) or not any(True for _ in model.parameters()):
+    foreign_onnx = isinstance(model, OrtModule) and not model.info.get("quantized")
+    if not foreign_onnx and (
+        any(p.dtype != torch.float32 for p in model.parameters()) or not any(True for _ in model.parameters())
+    ):
         raise SlimlabError(
             "treatment 'static_int8' quantizes a float32 model; put it after pruning and fine-tuning, and "
             "not after another quantization or half_precision"
+        )
+    if config.backend == "torch_ao" and (config.selects_nodes() or foreign_onnx):
+        raise ConfigError(
+            "static_int8: op_types, nodes and their excludes, and ONNX models, need backend = 'onnxruntime'"
         )
     model = model.cpu().eval()  # both engines are CPU engines
     if config.backend == "onnxruntime":
@@ -240,7 +300,7 @@ def static_int8(model: nn.Module, config: StaticInt8, context: TreatmentContext)
         quantized = _torch_ao_static(model, calib)
     context.artifacts["static_int8"] = {
         "backend": config.backend,
-        "calibration_samples": len(calib),
+        "calibration_samples": n_rows(calib),
         "calibration_split": "train",
         # Which samples: drawn without replacement from the training split by this seed.
         "calibration_seed": context.seed,
@@ -251,5 +311,6 @@ def static_int8(model: nn.Module, config: StaticInt8, context: TreatmentContext)
         ),
         "per_channel": config.per_channel,
         "device": "cpu",
+        **{k: v for k, v in getattr(quantized, "info", {}).items() if k in ("quantized_nodes", "op_types")},
     }
     return quantized

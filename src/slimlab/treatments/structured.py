@@ -51,6 +51,11 @@ class StructuredPrune(TreatmentConfig):
     criterion: Literal["l1", "l2"] = "l2"
     finetune_epochs: int = Field(default=0, ge=0)
     finetune_lr: float | None = Field(default=None, gt=0, description="default: the trainer's lr")
+    # Any other architecture goes through Torch-Pruning's DependencyGraph (structured_graph.py).
+    scope: Literal["channels", "heads"] = Field(
+        default="channels", description="channels: Conv/Linear output channels; heads: attention heads"
+    )
+    exclude: list[str] = Field(default_factory=list, description="module names (fnmatch) left unpruned")
 
     def quick(self) -> StructuredPrune:
         return self.model_copy(update={"finetune_epochs": min(self.finetune_epochs, 1)})
@@ -170,6 +175,8 @@ def _input_columns(prev: nn.Module, nxt: nn.Module, kept: Tensor) -> Tensor:
 
 @register_treatment(StructuredPrune)
 def structured_prune(model: nn.Module, config: StructuredPrune, context: TreatmentContext) -> nn.Module:
+    if config.scope == "heads" or config.exclude or not _is_chain(model):
+        return _graph_prune(model, config, context)
     slots = layer_chain(model)
     keep = units_to_keep(model, config.sparsity, config.criterion)
     before = sum(p.numel() for p in model.parameters())
@@ -191,4 +198,30 @@ def structured_prune(model: nn.Module, config: StructuredPrune, context: Treatme
         "params_before": before,
         "params_after": sum(p.numel() for p in model.parameters()),
     }
+    return model
+
+
+def _is_chain(model: nn.Module) -> bool:
+    """A model the chain rebuild handles (slimlab's MLP and CNN1d, nn.Sequential of Linear/Conv1d)."""
+    try:
+        layer_chain(model)
+    except SlimlabError:
+        return False
+    return True
+
+
+def _graph_prune(model: nn.Module, config: StructuredPrune, context: TreatmentContext) -> nn.Module:
+    from slimlab.treatments.structured_graph import prune_graph
+
+    if context.data is None:
+        raise SlimlabError(
+            "structured_prune traces the model on example inputs; pass a TreatmentContext with data"
+        )
+    example = context.data.example(2)
+    context.artifacts["structured_prune"] = prune_graph(
+        model, example, config.sparsity, config.criterion, config.scope, config.exclude
+    )
+    if config.finetune_epochs:
+        trainer, data = context.require_training(config.kind)
+        trainer.fit(model, data, context.seed, epochs=config.finetune_epochs, lr=config.finetune_lr)
     return model
