@@ -186,10 +186,57 @@ def test_eager_timing_agrees_with_torch_utils_benchmark():
         with torch.inference_mode():
             model(x)
 
-    ours = measure(call, warmup_iters=5, min_time_s=0.3, min_iters=20).mean_ms
     timer = benchmark.Timer("call()", globals={"call": call}, num_threads=torch.get_num_threads())
-    theirs = timer.blocked_autorange(min_run_time=0.3).mean * 1e3
-    assert 0.67 < ours / theirs < 1.5
+    ratios = []
+    for _ in range(3):  # interleaved (A B A B A B), so that a change in the machine's load hits both alike
+        ours = measure(call, warmup_iters=5, min_time_s=0.2, min_iters=20).mean_ms
+        theirs = timer.blocked_autorange(min_run_time=0.2).mean * 1e3
+        ratios.append(ours / theirs)
+    assert 0.67 < float(np.median(ratios)) < 1.5, ratios
+
+
+def _loadgen_config(**overrides) -> BenchConfig:
+    options = dict(
+        backends=["eager", "onnxruntime"], scenarios=["single-stream", "offline"], batch_sizes=[1, 8],
+        min_time_s=0.2, min_iters=10, warmup_iters=2, driver="loadgen",
+    )  # fmt: skip
+    return BenchConfig(**(options | overrides))
+
+
+def test_loadgen_times_single_stream_and_offline_when_asked():
+    """`[bench] driver = "loadgen"`: MLPerf LoadGen's own SingleStream and Offline time each backend, and
+    its p50 agrees with slimlab's own loop on the same model (same machine, same run)."""
+    pytest.importorskip("mlperf_loadgen")
+    model = from_reference("mlp", (40,), 10, {"hidden": [256, 256]})
+    records = engine.run_benchmark(model, _loadgen_config())
+    assert all(r["status"] == "ok" for r in records), records
+    ss = [r for r in records if r["scenario"] == "single-stream"]
+    assert {r["backend"] for r in ss} == {"eager", "onnxruntime"}
+    for r in records:
+        assert r["driver"] == "mlperf_loadgen" and r["loadgen"]["source"] == "mlperf_loadgen"
+        assert r["latency_ms"]["p50"] > 0 and r["throughput_per_s"] > 0
+        assert "Min duration satisfied" in r["loadgen"]["constraints"]
+    eager = next(r for r in ss if r["backend"] == "eager")
+    assert eager["loadgen"]["scenario"] == "single-stream" and eager["latency_ms"]["n"] >= 10
+    assert eager["loadgen"]["queries"] == eager["latency_ms"]["n"]
+    offline = [r for r in records if r["backend"] == "eager" and r["scenario"] == "offline"]
+    assert sorted(r["batch_size"] for r in offline) == [1, 8] and sum(r["best"] for r in offline) == 1
+    own = engine.run_benchmark(model, _loadgen_config(driver="slimlab", backends=["eager"]))
+    own_p50 = next(r for r in own if r["scenario"] == "single-stream")["latency_ms"]["p50"]
+    # LoadGen adds its own per-query cost (a Python callback and its completion) to each query.
+    assert 0.3 * own_p50 < eager["latency_ms"]["p50"] < 5 * own_p50 + 0.5
+
+
+def test_without_loadgen_the_own_loop_times_and_the_record_says_so(monkeypatch):
+    from slimlab.bench import loadgen
+
+    monkeypatch.setattr(loadgen, "loadgen_available", lambda: "no wheel for this platform (test)")
+    model = from_reference("mlp", (40,), 10, {"hidden": [16]})
+    records = engine.run_benchmark(model, _loadgen_config(backends=["eager"]))
+    assert records and all(r["status"] == "ok" for r in records)
+    for r in records:
+        assert r["driver"] == "slimlab" and "no wheel for this platform" in r["driver_reason"]
+        assert "loadgen" not in r and r["latency_ms"]["p50"] > 0
 
 
 def test_engine_fields_at_their_defaults_leave_the_serialized_config_unchanged():

@@ -252,6 +252,8 @@ def test_reduced_dlrm_example_compares_on_auc(tmp_path):
     keep = [v for v in config.variants if v.name in ("dense", "tables-int8", "tables-qr")]
     config = config.model_copy(update={"variants": keep}).quick()
     config = config.model_copy(update={"train": config.train.model_copy(update={"epochs": 2})})
+    assert config.bench.enabled  # the example benches; this test leaves that to the one below
+    config = config.model_copy(update={"bench": config.bench.model_copy(update={"enabled": False})})
     trials = run_experiment(config, tmp_path)
     assert all(t["status"] == "ok" for t in trials), [t.get("error") for t in trials]
     assert {"auroc", "log_loss", "normalized_entropy", "stage_embedding_ms"} <= set(trials[0]["metrics"])
@@ -268,3 +270,24 @@ def test_reduced_dlrm_example_compares_on_auc(tmp_path):
 
     html = render_report(analyze(config, trials, {}))
     assert "where the time goes" in html
+
+
+def test_a_packed_dlrm_is_benched_on_real_ids_at_every_batch_size():
+    """The bench feeds a trial's own validation rows (real ids), and the packed model's ONNX export runs
+    at any batch size (its unpacking once traced the export's batch as a constant: Reshape failed)."""
+    from slimlab.bench import engine
+    from slimlab.bench.config import BenchConfig
+    from slimlab.bench.loading import from_module
+    from slimlab.models.dlrm import PackedDLRM
+
+    params = DLRMParams(**SMALL)
+    torch.manual_seed(0)
+    model = PackedDLRM(DLRM(params)).eval()
+    dense, sparse = example_inputs(params, 16)
+    rows = np.concatenate([dense.numpy(), sparse.reshape(16, -1).numpy()], axis=1).astype(np.float32)
+    loaded = from_module(model, (rows.shape[1],), "dlrm", examples=rows)
+    config = BenchConfig(backends=["eager", "onnxruntime"], batch_sizes=[1, 8], min_time_s=0.02, min_iters=5)
+    records = engine.run_benchmark(loaded, config)
+    offline = {(r["backend"], r["batch_size"]) for r in records if r["scenario"] == "offline"}
+    assert offline == {("eager", 1), ("eager", 8), ("onnxruntime", 1), ("onnxruntime", 8)}
+    assert all(r["status"] == "ok" for r in records), [r.get("reason") for r in records]

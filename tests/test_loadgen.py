@@ -25,6 +25,11 @@ Early Stopping Result:
 """
 
 
+def test_summary_parser_counts_a_single_stream_runs_queries():
+    text = "Result is : VALID\nEarly Stopping Result:\n * Processed at least 64 queries (400).\n"
+    assert loadgen.parse_summary(text, "single-stream", None).queries == 400
+
+
 def test_summary_parser_reads_loadgen_verdicts():
     r = loadgen.parse_summary(SUMMARY, "server", 200)
     assert not r.valid and r.completed_qps == pytest.approx(194.58)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -56,6 +56,12 @@ class BenchConfig(Hparams):
         le=1,
         description="fraction of LoadGen's minimums (600 s, 1,024 single-stream and 270,336 server queries); "
         "1 follows LoadGen, 0 uses only min_time_s and min_iters",
+    )
+    driver: Literal["slimlab", "loadgen"] = Field(
+        default="slimlab",
+        description="who times single-stream and offline: slimlab's own loop (per-call samples, the spread "
+        "across repeats) or MLPerf LoadGen itself (mlcommons-loadgen: its percentiles and validity; the "
+        "server scenario is still simulated on slimlab's service times)",
     )
     max_seconds: float | None = Field(
         default=None, gt=0, description="time budget of the offline sweep and of the server search, each"

@@ -66,7 +66,8 @@ def parse_summary(text: str, scenario: str, target_qps: float | None) -> LoadGen
         or _number(text, "Samples per second")
         or _number(text, "QPS w/o loadgen overhead")
     )
-    queries = re.search(r"Processed (\d+) queries", text)
+    # "Processed 392 queries." (a run that stopped early) or "Processed at least 64 queries (400)."
+    queries = re.search(r"Processed (?:at least \d+ queries \()?(\d+)", text)
     return LoadGenResult(
         scenario=scenario,
         valid="Result is : VALID" in text,

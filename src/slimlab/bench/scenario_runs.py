@@ -242,8 +242,14 @@ class SingleStream:
         return set()
 
     def run(self, target: Target) -> list[dict]:
+        target.say(f"{target.backend}: single-stream, batch {self.batch_size}")
+        if target.config.driver == "loadgen":
+            return [loadgen_single_stream(target, self.name, self.batch_size)]
+        return self.run_own(target)
+
+    def run_own(self, target: Target) -> list[dict]:
+        """Timed by slimlab's own loop: per-call samples, the spread across repeats."""
         batch, settings = self.batch_size, target.settings
-        target.say(f"{target.backend}: single-stream, batch {batch}")
         measured = target.measure_or_skip(self.name, batch, settings.single_stream_queries)
         if isinstance(measured, dict):
             return [measured]
@@ -268,7 +274,131 @@ class Offline:
         return set(self.batch_sizes)
 
     def run(self, target: Target) -> list[dict]:
+        if target.config.driver == "loadgen":
+            return loadgen_offline(target, self.name, self.batch_sizes)
         return target.sweep()[0]
+
+
+# ----- MLPerf LoadGen as the timer (`[bench] driver = "loadgen"`) ------------------------------------------
+
+
+def _loadgen_call(target: Target, batch: int) -> tuple[Callable[[], None], float]:
+    """A call of the prepared model on `batch` rows of its inputs, warmed up, and its median time (ms)."""
+    prepared = target.prepared
+    target.check_batch(batch)
+    x = target.make_input(batch) if target.make_input else example_input(target.input_shape, batch)
+    inp = prepared.to_input(x)
+    sync = prepared.synchronize or (lambda: None)
+
+    def call() -> None:
+        prepared.run(inp)
+        sync()
+
+    warm = []
+    for _ in range(max(3, target.settings.warmup_iters)):
+        start = time.perf_counter()
+        call()
+        warm.append(time.perf_counter() - start)
+    return call, float(np.median(warm) * 1e3)
+
+
+def _loadgen_bounds(target: Target) -> dict:
+    """LoadGen's minimum duration (the scaled one, at least `min_time_s`) and a cap on each run."""
+    min_s = max(target.settings.min_duration_s, target.config.min_time_s)
+    cap = target.config.max_seconds or max(10.0, 4 * min_s)
+    return {"min_duration_s": min_s, "max_duration_s": max(cap, min_s)}
+
+
+def _loadgen_record(target: Target, scenario: str, batch: int, result, throughput, meters: dict) -> dict:
+    lat = result.latency_ms
+    summary = {k: lat.get(k) for k in ("p50", "p90", "p99", "mean")} | {"n": result.queries}
+    record = target.record(scenario, batch, summary, throughput, meters)
+    record["driver"] = "mlperf_loadgen"
+    record["loadgen"] = result.to_dict()
+    return record
+
+
+def _fallback(records: list[dict], reason: str) -> list[dict]:
+    for r in records:
+        r["driver"] = "slimlab"
+        r["driver_reason"] = f"LoadGen could not run, so slimlab's own loop timed this: {reason}"
+    return records
+
+
+def loadgen_single_stream(target: Target, scenario: str, batch: int) -> dict:
+    """LoadGen's SingleStream on the prepared model: one query (of `batch` rows) at a time; LoadGen's own
+    percentiles, early-stopping verdict and validity. Without LoadGen, slimlab's loop, and the record
+    says so."""
+    from slimlab.bench.loadgen import loadgen_available, single_stream
+
+    reason = loadgen_available()
+    if reason:
+        return _fallback(SingleStream(batch).run_own(target), reason)[0]
+    try:
+        call, expected_ms = _loadgen_call(target, batch)
+        memory = PeakMemory(target.prepared.device)
+        with memory:
+            result = single_stream(
+                lambda _indices: call(),
+                1024,
+                expected_latency_ms=expected_ms,
+                min_queries=target.settings.single_stream_queries,
+                **_loadgen_bounds(target),
+            )
+    except BatchSkipped as e:
+        return skipped_record(target.backend, str(e), scenario, batch)
+    except Exception as e:
+        return skipped_record(target.backend, f"failed: {type(e).__name__}: {e}", scenario, batch, True)
+    mem = memory.reading()
+    meters = {
+        "peak_memory_bytes": mem.peak_bytes,
+        "memory_method": mem.method,
+        "energy_j": None,
+        "energy_reason": "not measured under LoadGen",
+    }
+    mean = result.latency_ms.get("mean")
+    return _loadgen_record(target, scenario, batch, result, batch / mean * 1e3 if mean else None, meters)
+
+
+def loadgen_offline(target: Target, scenario: str, batch_sizes: tuple[int, ...]) -> list[dict]:
+    """LoadGen's Offline at each batch size of the sweep: every sample in one query, which the model runs in
+    calls of that batch size; LoadGen's samples per second. The best one is marked."""
+    from slimlab.bench.loadgen import loadgen_available, offline
+
+    reason = loadgen_available()
+    if reason:
+        return _fallback(target.sweep()[0], reason)
+    out: list[dict] = []
+    unmeasured: list[dict] = []
+    for batch in sorted(batch_sizes):
+        target.say(f"{target.backend}: offline (LoadGen), batch {batch}")
+        try:
+            call, expected_ms = _loadgen_call(target, batch)
+
+            def run_batch(indices: list[int], call=call, batch=batch) -> None:
+                for _ in range(-(-len(indices) // batch)):  # ceil: the last call is a full batch too
+                    call()
+
+            result = offline(
+                run_batch,
+                64 * batch,
+                expected_qps=batch / max(expected_ms, 1e-3) * 1e3,
+                **_loadgen_bounds(target),
+            )
+        except BatchSkipped as e:
+            unmeasured.append(skipped_record(target.backend, str(e), scenario, batch))
+            continue
+        except Exception as e:
+            error = f"failed: {type(e).__name__}: {e}"
+            unmeasured.append(skipped_record(target.backend, error, scenario, batch, True))
+            continue
+        meters = {"peak_memory_bytes": None, "energy_j": None, "energy_reason": "not measured under LoadGen"}
+        out.append(_loadgen_record(target, scenario, batch, result, result.completed_qps, meters))
+    if out:
+        best = max(out, key=lambda r: r["throughput_per_s"] or 0.0)
+        for r in out:
+            r["best"] = r is best
+    return out + unmeasured
 
 
 class ServerSettings(Hparams):

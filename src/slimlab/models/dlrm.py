@@ -134,7 +134,7 @@ class PackedDLRM(nn.Module):
             # bf16 keeps 8 bits of mantissa: ids above 256 would be rounded to other rows.
             raise TypeError(f"packed DLRM input must be float32 (ids are exact only there); got {x.dtype}")
         dense = x[:, : p.num_dense].float()
-        sparse = x[:, p.num_dense :].round().long().reshape(len(x), len(p.table_rows), p.bag_size)
+        sparse = x[:, p.num_dense :].round().long().reshape(-1, len(p.table_rows), p.bag_size)  # any batch
         return dense, sparse
 
     def forward(self, x: Tensor) -> Tensor:
