@@ -306,10 +306,12 @@ def _offline_record(trial: dict, batch: int, backend: str, threads: int | None) 
 
 def cell_flags(
     name: str, trials: dict[int, dict], batch: int, backend: str, threads: int | None
-) -> list[str]:
-    """Why the timings of one cell that the sentence uses are not stable enough to claim a speedup from:
-    the three signs of `bench.stability` (spread within a trial, disagreement between seeds, machine
-    load), applied to this cell's own offline records rather than to eager at the latency batch size."""
+) -> list[tuple[str, str]]:
+    """Why the timings of one cell that the sentence uses may not be trusted, as (kind, text): the three
+    signs of `bench.stability` (spread within a trial, disagreement between seeds, machine load), applied
+    to this cell's own offline records rather than to eager at the latency batch size. Kind "load" means
+    the timings were taken while other work ran (a bias the intervals cannot show); kind "noise" means
+    timings that varied on their own, which the per-seed intervals of the speedups already carry."""
     from slimlab.bench.stability import BETWEEN_RATIO, MAX_LOAD_PER_CPU, WITHIN_SPREAD
 
     records = {s: _offline_record(t, batch, backend, threads) for s, t in trials.items()}
@@ -318,17 +320,18 @@ def cell_flags(
     spread = {s: r["latency_ms"].get("repeat_spread") for s, r in records.items()}
     noisy = sorted(s for s, v in spread.items() if v is not None and v > WITHIN_SPREAD)
     if noisy:
-        out.append(
+        out.append((
+            "noise",
             f"{name}: repeated p50s within seed(s) {', '.join(map(str, noisy))} disagree by more than "
-            f"{WITHIN_SPREAD:.0%}"
-        )
+            f"{WITHIN_SPREAD:.0%}",
+        ))  # fmt: skip
     p50s = [r["latency_ms"]["p50"] for r in records.values()]
     if len(p50s) > 1 and max(p50s) > BETWEEN_RATIO * min(p50s):
-        out.append(f"{name}: per-seed p50s {max(p50s) / min(p50s):.1f}x apart")
+        out.append(("noise", f"{name}: per-seed p50s {max(p50s) / min(p50s):.1f}x apart"))
     loads = [(trials[s].get("machine_load") or {}).get("per_cpu") for s in records]
     loaded = [v for v in loads if v is not None and v > MAX_LOAD_PER_CPU]
     if loaded:
-        out.append(f"{name}: benchmarked under a load of {max(loaded):.2f} per CPU")
+        out.append(("load", f"{name}: benchmarked under a load of {max(loaded):.2f} per CPU"))
     return out
 
 
@@ -375,7 +378,17 @@ def describe_chain(treatments: list[dict]) -> str:
     return " + ".join(words) or "no treatment"
 
 
-def _cell_words(backend: str, threads: int | None) -> str:
+def _ort_backed(treatments: list[dict]) -> bool:
+    """Static int8 on ONNX Runtime (the default backend) leaves an ORT session inside a torch module."""
+    return any(
+        t.get("kind") in ("static_int8", "mixed_int8") and t.get("backend", "onnxruntime") == "onnxruntime"
+        for t in treatments
+    )
+
+
+def _cell_words(backend: str, threads: int | None, ort_backed: bool = False) -> str:
+    if backend == "eager" and ort_backed:  # "eager" calls the module, and the module runs ORT
+        backend = "ONNX Runtime inside its torch module (the eager backend)"
     name = {
         "eager": "PyTorch eager",
         "onnxruntime-session": "ONNX Runtime session",
@@ -542,11 +555,16 @@ def recommendation(results: dict, dataset: str) -> dict | None:
             one_step["backend"],
             one_step["threads"],
         )
-    flagged = unstable
+    # Timings taken under load give no speed claim (issue 11's rule). Timings that merely varied are named,
+    # and the claim stands on the intervals over seeds, which carry that variation; the claim also needs
+    # the speedup over dense fp32 eager to be shown (its interval above 1).
+    flagged = [text for kind, text in unstable if kind == "load"]
+    noise = [text for kind, text in unstable if kind == "noise"]
+    not_faster = not (vs_dense.get("ci") and vs_dense["ci"][0] is not None and vs_dense["ci"][0] > 1)
     delta, ci = row.get("test_delta"), row.get("test_ci")
     p = row.get("p_noninferiority_holm")
     out.update(
-        recommended=None if flagged else accepted,
+        recommended=None if flagged or not_faster else accepted,
         candidate=accepted,
         treatments=describe_chain(row.get("treatments") or []),
         deployment={**deployment, "p50_ms_by_seed": cand},
@@ -561,6 +579,7 @@ def recommendation(results: dict, dataset: str) -> dict | None:
         p_noninferiority_holm=p,
         margin=margin,
         flagged=flagged,
+        timing_noise=noise,
         why=None,
     )
     alt = "the best one-step alternative (none measured)"
@@ -572,8 +591,9 @@ def recommendation(results: dict, dataset: str) -> dict | None:
             f"the best one-step alternative ({one_step['cell']}, "
             f"{_cell_words(one_step['backend'], one_step['threads'])}{same})"
         )
+    deployed = _cell_words(*where, _ort_backed(row.get("treatments") or []))
     claim = (
-        f"{accepted} ({out['treatments']}; {_cell_words(*where)}): speedup {_fmt_ratio(vs_dense)} over "
+        f"{accepted} ({out['treatments']}; {deployed}): speedup {_fmt_ratio(vs_dense)} over "
         f"dense fp32 eager ({eager_threads or 'default'} thread{'s' if eager_threads != 1 else ''}) and "
         f"{_fmt_ratio(vs_one_step)} over {alt} at batch {batch}; accuracy {100 * (delta or 0):+.1f} pts"
         + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
@@ -583,10 +603,14 @@ def recommendation(results: dict, dataset: str) -> dict | None:
     )
     if flagged:
         out["why"] = (
-            f"its timings are unstable ({'; '.join(flagged)}), so no speed claim is made; re-measure on a "
-            "quiet machine"
+            f"its timings were taken under load ({'; '.join(flagged)}), so no speed claim is made; "
+            "re-measure on a quiet machine"
         )
         out["sentence"] = f"Nothing is recommended on {dataset} yet: {claim}, but {out['why']}."
+    elif not_faster:
+        out["why"] = "its speedup over dense fp32 eager is not shown (the interval does not stay above 1)"
+        out["sentence"] = f"Nothing is recommended on {dataset}: {claim}, but {out['why']}."
     else:
-        out["sentence"] = f"Recommended on {dataset}: {claim}."
+        caveat = f" (timing noise, carried by those intervals: {'; '.join(noise)})" if noise else ""
+        out["sentence"] = f"Recommended on {dataset}: {claim}{caveat}."
     return out
