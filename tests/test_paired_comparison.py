@@ -333,3 +333,30 @@ def test_an_accuracy_difference_interval_stays_inside_minus_one_to_one():
     # Lower is better: the difference is still reported as variant - baseline, and stays in [-1, 1].
     lo, hi = lower["comparisons"][0]["ci"]
     assert lo == -1.0 and hi == pytest.approx(raw.ci[1])
+
+
+def test_the_metric_path_decides_with_the_one_holm_rule():
+    """A pretrained model scored per test sample (issue 12's metric path) gets its verdicts from the same
+    Holm-adjusted one-sided p-values as every other comparison (stats.verdict.holm_verdicts), not from
+    each variant's unadjusted interval: three variants each just non-inferior on their own are not all
+    non-inferior after Holm over the three."""
+    from slimlab.analysis.metric import metric_comparisons
+
+    rng = np.random.default_rng(3)
+    n, margin = 400, 0.01
+    base = rng.uniform(0.8, 1.0, n)
+    config = {"model": {"pretrained": True}, "evaluate": {"metric": "cosine", "baseline": "dense",
+              "margin": margin, "alpha": 0.05}}  # fmt: skip
+    trials = [{"dataset": "d", "variant": "dense", "seed": 0, "status": "ok",
+               "metrics": {"cosine": float(base.mean())}, "scores": base.tolist()}]  # fmt: skip
+    noise = rng.normal(0, 0.09, n)
+    scores = base + noise - noise.mean()  # no change on average: NI p about 0.013 on its own
+    for name in ("a", "b", "c"):  # the same differences: each p alike, Holm multiplies them by 3
+        trials.append({"dataset": "d", "variant": name, "seed": 0, "status": "ok",
+                       "metrics": {"cosine": float(scores.mean())}, "scores": scores.tolist()})  # fmt: skip
+    out = metric_comparisons(trials, config)
+    assert {c["interval_unit"] for c in out} == {"test samples"}
+    for c in out:
+        assert 0 < c["p_noninferiority"] < 0.025 < c["p_noninferiority_holm"], c  # alone it would pass
+        assert c["verdict"] == "inconclusive" and c["decided_by"].startswith("none below alpha/2")
+        assert c["ci"][0] > -margin  # the unadjusted interval alone said non-inferior

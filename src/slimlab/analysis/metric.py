@@ -7,6 +7,7 @@ comparison says which unit its interval is over (`interval_unit`: "seeds" or "te
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from slimlab.evaluate.metrics import get_metric
 from slimlab.stats import holm, mean_ci
 from slimlab.stats.paired import paired_comparison
 from slimlab.stats.per_sample import per_sample_comparison
+from slimlab.stats.verdict import FAMILIES, holm_verdicts
 
 # Compared by seed through stats.compare_scores when the model is trained: accuracy (every classifier)
 # and AUROC (every binary task's trial stores it).
@@ -125,10 +127,20 @@ def metric_comparisons(trials: Sequence[Mapping[str, Any]], config: Mapping[str,
                     "verdict": chosen["verdict"],
                     "interval_unit": "test samples" if chosen is per_sample else "seeds",
                     "margin": ev["margin"],
+                    # What the one Holm verdict rule reads (stats.verdict.holm_verdicts).
+                    **{k: _p(chosen.get(k)) for k in FAMILIES},
+                    "inconclusive_reason": chosen.get("reason"),
+                    "non_inferiority_unresolvable": chosen.get("non_inferiority_unresolvable"),
+                    "design": "per_sample" if chosen.get("design") == "per_sample" else None,
                 }
             )
             out.append(c)
     adjusted = holm([c["p_value"] for c in out]) if out else []
     for c, p in zip(out, adjusted, strict=True):
         c["p_adjusted"] = None if p is None or (isinstance(p, float) and np.isnan(p)) else float(p)
+    holm_verdicts(out, ev["alpha"])  # the verdicts: Holm-adjusted one-sided p's, as every other comparison
     return out
+
+
+def _p(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)

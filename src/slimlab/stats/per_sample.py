@@ -19,6 +19,7 @@ import numpy as np
 from slimlab.stats.intervals import bootstrap_ci
 from slimlab.stats.paired import verdict_from_ci
 from slimlab.stats.paired_tests import mcnemar_exact, paired_permutation
+from slimlab.stats.verdict import FAMILIES, margin_pvalues
 
 
 def per_sample_comparison(
@@ -38,13 +39,18 @@ def per_sample_comparison(
         raise ValueError(f"per-sample scores differ in shape: {a.shape} vs {b.shape}")
     sign = 1.0 if higher_is_better else -1.0
     va, vb = a.mean(0), b.mean(0)
-    if binary and a.shape[0] == 1:
+    mcnemar = binary and a.shape[0] == 1
+    if mcnemar:
         result = mcnemar_exact(va, vb, alpha=alpha, seed=seed)
         delta, ci, p, test = result.delta, result.ci, result.p_value, "McNemar exact over test samples"
+        one_sided = dict.fromkeys(FAMILIES)  # its verdict is the exact interval's (stats.verdict)
     else:
         delta, ci = bootstrap_ci(va, vb, confidence=1 - alpha, seed=seed)
         p = paired_permutation(va, vb, alpha=alpha, seed=seed).p_value
         test = "paired bootstrap (BCa) + sign-flip permutation over test samples"
+        # The three one-sided p-values at the margin, by the same sign-flip permutation test, for the one
+        # Holm verdict rule (stats.verdict.holm_verdicts).
+        one_sided = margin_pvalues("permutation", sign * va, sign * vb, margin, alpha, seed=seed)
     lo, hi = ci
     oriented = (sign * lo, sign * hi) if sign > 0 else (sign * hi, sign * lo)
     return {
@@ -57,5 +63,7 @@ def per_sample_comparison(
         "p_value": p,
         "margin": margin,
         "verdict": verdict_from_ci(oriented, margin) if not math.isnan(oriented[0]) else "inconclusive",
+        "design": "per_sample" if mcnemar else "per_sample_scores",
+        **one_sided,
         "oriented": "positive is better" + ("" if higher_is_better else " (lower metric values are better)"),
     }
