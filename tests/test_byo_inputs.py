@@ -339,3 +339,38 @@ def test_cli_quantizes_an_old_opset_file_from_the_onnx_test_suite(tmp_path: Path
     records = json.loads(result.output[result.output.index("[") :])
     assert [(r["batch_size"], r["status"]) for r in records] == [(1, "skipped"), (2, "ok")]
     assert records[1]["info"]["precision"] == "int8"
+
+
+def test_an_onnx_file_in_a_toml_takes_dynamic_and_static_int8(tmp_path: Path):
+    """`[model] onnx = ...`: both ONNX-side treatments quantize the user's graph directly (ONNX Runtime's
+    quantize_dynamic / quantize_static), compared with it on the user's own data, pretrained."""
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 3)).eval()
+    from slimlab.treatments.static_quant import export_onnx
+
+    (tmp_path / "mlp.onnx").write_bytes(export_onnx(mlp, torch.randn(2, 8)))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 8)).astype(np.float32)
+    with torch.no_grad():
+        y = mlp(torch.from_numpy(x)).argmax(1).numpy()
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    (tmp_path / "exp.toml").write_text(
+        'name = "onnx_in_toml"\n[data]\nname = "npz"\npath = "data.npz"\n[model]\nonnx = "mlp.onnx"\n'
+        '[evaluate]\nseeds = 2\n[bench]\nenabled = false\n[[variants]]\nname = "dense"\n'
+        '[[variants]]\nname = "dyn"\ntreatments = [{kind = "dynamic_int8"}]\n'
+        '[[variants]]\nname = "static"\ntreatments = [{kind = "static_int8"}]\n'
+    )
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "exp.toml"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    trials = {(t["variant"], t["seed"]): t for t in saved["trials"]}
+    assert all(t["status"] == "ok" for t in trials.values()), [t.get("error") for t in trials.values()]
+    for variant in ("dyn", "static"):
+        fidelity = trials[(variant, 0)]["fidelity"]
+        assert fidelity["agreement"] > 0.9 and fidelity["cosine"] > 0.95, fidelity
+    assert trials[("dense", 0)]["metrics"]["accuracy"] == 1.0  # the labels are the file's own predictions
+    # The graphs really were quantized: their outputs moved (an unchanged graph gives cosine 1 exactly),
+    # and dynamic int8 stores its weights in int8 (static QDQ adds its Q/DQ nodes to so small a graph).
+    for variant in ("dyn", "static"):
+        assert trials[(variant, 0)]["fidelity"]["cosine"] < 1 - 1e-9, variant
+    assert trials[("dyn", 0)]["metrics"]["size_bytes"] < trials[("dense", 0)]["metrics"]["size_bytes"]

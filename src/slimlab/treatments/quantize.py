@@ -29,8 +29,16 @@ class DynamicInt8(TreatmentConfig):
     modules: list[Literal["Linear", "LSTM", "GRU"]] = Field(default=["Linear"], min_length=1)
 
 
+# On an ONNX model (a user's file): ONNX Runtime's dynamic quantization, by op type.
+_ONNX_OP_TYPES: dict[str, list[str]] = {"Linear": ["MatMul", "Gemm"], "LSTM": ["LSTM"]}
+
+
 @register_treatment(DynamicInt8)
 def dynamic_int8(model: nn.Module, config: DynamicInt8, context: TreatmentContext) -> nn.Module:
+    from slimlab.models.ort import OrtModule
+
+    if isinstance(model, OrtModule):
+        return _ort_dynamic_int8(model, config)
     model = model.cpu().eval()  # quantized kernels are CPU kernels
     types = {_DYNAMIC_TYPES[name] for name in config.modules}
     try:
@@ -48,3 +56,32 @@ def _torchao_dynamic_int8(model: nn.Module) -> nn.Module:
 
     quantize_(model, Int8DynamicActivationInt8WeightConfig())
     return model
+
+
+def _ort_dynamic_int8(model: nn.Module, config: DynamicInt8) -> nn.Module:
+    """An ONNX model through `onnxruntime.quantization.quantize_dynamic`: int8 weights, activations
+    quantized per batch (MatMulInteger / DynamicQuantizeLinear), of the op types `modules` names."""
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from slimlab.errors import ConfigError
+    from slimlab.models.ort import OrtModule
+    from slimlab.treatments.static_quant import _quiet
+
+    if model.info.get("quantized"):
+        raise ConfigError("dynamic_int8: this ONNX model is already quantized")
+    unsupported = [m for m in config.modules if m not in _ONNX_OP_TYPES]
+    if unsupported:
+        raise ConfigError(
+            f"dynamic_int8 of an ONNX model: `modules` {unsupported} have no ONNX Runtime kernel"
+        )
+    op_types = sorted({op for m in config.modules for op in _ONNX_OP_TYPES[m]})
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model.onnx_model.numpy().tobytes())
+        quantize_dynamic(src, dst, op_types_to_quantize=op_types, weight_type=QuantType.QInt8)
+        data = dst.read_bytes()
+    info = {**model.info, "format": "dynamic int8", "op_types": op_types, "quantized": True}
+    return OrtModule(data, info)
