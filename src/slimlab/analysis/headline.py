@@ -171,7 +171,7 @@ def headline(results: dict) -> dict:
             [r for r in results["summary"] if r["dataset"] == d],
             results.get("comparisons", []),
             results.get("pareto_by_dataset", {}).get(d, []),
-            {f["variant"] for f in flags if f["dataset"] == d},
+            {f["variant"] for f in flags if f["dataset"] == d and f.get("blocks_ranking")},
             baseline,
             {f["variant"] for f in diverged if f["dataset"] == d},
         )
@@ -312,7 +312,7 @@ def cell_flags(
     to this cell's own offline records rather than to eager at the latency batch size. Kind "load" means
     the timings were taken while other work ran (a bias the intervals cannot show); kind "noise" means
     timings that varied on their own, which the per-seed intervals of the speedups already carry."""
-    from slimlab.bench.stability import BETWEEN_RATIO, MAX_LOAD_PER_CPU, WITHIN_SPREAD
+    from slimlab.bench.stability import BETWEEN_RATIO, MAX_LOAD_PER_CPU, SEVERE_RATIO, WITHIN_SPREAD
 
     records = {s: _offline_record(t, batch, backend, threads) for s, t in trials.items()}
     records = {s: r for s, r in records.items() if r}
@@ -327,7 +327,8 @@ def cell_flags(
         ))  # fmt: skip
     p50s = [r["latency_ms"]["p50"] for r in records.values()]
     if len(p50s) > 1 and max(p50s) > BETWEEN_RATIO * min(p50s):
-        out.append(("noise", f"{name}: per-seed p50s {max(p50s) / min(p50s):.1f}x apart"))
+        kind = "load" if max(p50s) > SEVERE_RATIO * min(p50s) else "noise"  # 10x: a loaded machine's swing
+        out.append((kind, f"{name}: per-seed p50s {max(p50s) / min(p50s):.1f}x apart"))
     loads = [(trials[s].get("machine_load") or {}).get("per_cpu") for s in records]
     loaded = [v for v in loads if v is not None and v > MAX_LOAD_PER_CPU]
     if loaded:

@@ -9,8 +9,13 @@ front built on that is noise. Three signs are checked, per (dataset, variant), f
 - machine load: the 1-minute load average per CPU, read when the trial was benchmarked, was above
   MAX_LOAD_PER_CPU: other work competed for the cores.
 
-A flagged variant is not placed on the Pareto front, gets no recommendation, and the report lists it with
-its reason above the tables. The remedy is to re-measure on a quiet machine (`slimlab bench RUN --trial`).
+Every flag is listed with its reason above the report's tables. A flag that `blocks_ranking` keeps its
+variant off the Pareto front and out of any recommendation: machine load (the timings measured other work
+too, a bias that no interval over seeds can show) and a disagreement between trials beyond SEVERE_RATIO
+(the 100x swings of a loaded machine). Milder spread and disagreement are noise that even an idle 2-vCPU
+VM shows (its eager p50 at batch 1 drifted between 66 and 142 us in one tight loop); those variants are
+still ranked, on their median over seeds and with speedup intervals over seeds that carry the noise, and
+the flag says so. The remedy is to re-measure on a quiet machine (`slimlab bench RUN --trial`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections import defaultdict
 WITHIN_SPREAD = 0.5  # (max - min) / middle of the repeat p50s within one trial
 BETWEEN_RATIO = 2.0  # max / min of the per-seed p50s
 MAX_LOAD_PER_CPU = 1.0  # 1-minute load average per CPU
+SEVERE_RATIO = 10.0  # per-seed p50s this far apart are not ranked on at all
 
 
 def machine_load() -> dict | None:
@@ -70,6 +76,7 @@ def latency_flags(trials: list[dict], batch_size: int, backend: str = "eager") -
                 {
                     **where,
                     "kind": "spread within a trial",
+                    "blocks_ranking": False,
                     "detail": f"{len(noisy)} of {len(spreads)} trials' repeated p50s disagree by more than "
                     f"{WITHIN_SPREAD:.0%} (worst: seed {worst[0]}, {worst[1]:.0%})",
                 }
@@ -83,6 +90,7 @@ def latency_flags(trials: list[dict], batch_size: int, backend: str = "eager") -
                     "kind": "disagreement between trials",
                     "detail": f"p50 from {lo[1]:.4g} ms (seed {lo[0]}) to {hi[1]:.4g} ms (seed {hi[0]}), "
                     f"{hi[1] / lo[1]:.1f}x apart (more than {BETWEEN_RATIO:g}x)",
+                    "blocks_ranking": hi[1] > SEVERE_RATIO * lo[1],
                 }
             )
         loaded = [
@@ -97,6 +105,7 @@ def latency_flags(trials: list[dict], batch_size: int, backend: str = "eager") -
                 {
                     **where,
                     "kind": "machine load",
+                    "blocks_ranking": True,
                     "detail": f"{len(loaded)} of {len(measured)} trials were benchmarked with a load above "
                     f"{MAX_LOAD_PER_CPU:g} per CPU (worst: seed {worst[0]}, {worst[1]:.2f})",
                 }
@@ -105,4 +114,5 @@ def latency_flags(trials: list[dict], batch_size: int, backend: str = "eager") -
 
 
 def unstable_variants(flags: list[dict], dataset: str) -> set[str]:
-    return {f["variant"] for f in flags if f["dataset"] == dataset}
+    """The variants of `dataset` not to rank on (a flag that blocks ranking; see the module's text)."""
+    return {f["variant"] for f in flags if f["dataset"] == dataset and f.get("blocks_ranking")}
