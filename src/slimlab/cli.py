@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -487,29 +488,9 @@ def _saved_trial(run_dir: Path, trial: str, accuracy: bool):
     TRIAL is a trial id or VARIANT/SEED (VARIANT/SEED/DATASET when the run has several datasets)."""
     from slimlab.bench.loading import load_onnx
     from slimlab.data import load_dataset
-    from slimlab.experiment import Store
+    from slimlab.experiment.saved import find_saved_trial
 
-    with Store.open_existing(run_dir, read_only=True) as store:
-        trials = store.trials(predictions=False)
-    parts = trial.split("/")
-    matches = [
-        t
-        for t in trials
-        if t["id"] == trial
-        or (
-            len(parts) >= 2
-            and t["variant"] == parts[0]
-            and str(t["seed"]) == parts[1]
-            and (len(parts) < 3 or t["dataset"] == parts[2])
-        )
-    ]
-    if len(matches) != 1:
-        known = ", ".join(sorted({f"{t['variant']}/{t['seed']}" for t in trials})[:12])
-        raise SlimlabError(f"--trial {trial!r} matches {len(matches)} trials in {run_dir}; known: {known}")
-    found = matches[0]
-    if not found.get("model_file"):
-        why = found.get("model_file_reason") or "the run did not set `[bench] save_models = true`"
-        raise SlimlabError(f"trial {trial!r} has no saved model: {why}")
+    found = find_saved_trial(run_dir, trial)
     loaded = load_onnx(run_dir / found["model_file"])
     validation = None
     if accuracy:
@@ -818,7 +799,9 @@ def serve(
         raise _fail(f"--executor must be 'local' or 'ray'; got {executor!r}")
     if executor == "ray":
         try:
-            import ray.serve  # noqa: F401
+            with warnings.catch_warnings():  # Ray Serve's own pydantic-v1 idioms warn on import
+                warnings.simplefilter("ignore", DeprecationWarning)
+                import ray.serve  # noqa: F401
         except ImportError as e:
             raise _fail(f"--executor ray needs Ray Serve: pip install 'ray[serve]' ({e})") from None
     try:

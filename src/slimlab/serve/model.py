@@ -350,27 +350,9 @@ def _wrap(module: nn.Module, name: str, input_shape) -> Servable:
 
 def _saved_trial(run_dir: Path, trial: str) -> Servable:
     """A trial's saved ONNX model (`[bench] save_models = true`)."""
-    from slimlab.experiment import Store
+    from slimlab.experiment.saved import find_saved_trial
 
-    if not (run_dir / "slimlab.db").is_file():
-        raise DataFileError(f"{run_dir}: not a run directory (no slimlab.db)")
-    with Store.open_existing(run_dir) as store:
-        trials = store.trials(predictions=False)
-    parts = trial.split("/")
-    matches = [
-        t
-        for t in trials
-        if t["id"] == trial
-        or (len(parts) >= 2 and t["variant"] == parts[0] and str(t["seed"]) == parts[1]
-            and (len(parts) < 3 or t["dataset"] == parts[2]))
-    ]  # fmt: skip
-    if len(matches) != 1:
-        known = ", ".join(sorted({f"{t['variant']}/{t['seed']}" for t in trials})[:12])
-        raise SlimlabError(f"--trial {trial!r} matches {len(matches)} trials in {run_dir}; known: {known}")
-    found = matches[0]
-    if not found.get("model_file"):
-        why = found.get("model_file_reason") or "the run did not set `[bench] save_models = true`"
-        raise SlimlabError(f"trial {trial!r} has no saved model: {why}")
+    found = find_saved_trial(run_dir, trial)
     servable = onnx_servable(run_dir / found["model_file"])
     servable.name = f"{found['variant']}/{found['seed']}"
     return servable

@@ -8,11 +8,8 @@ precision can name them."""
 
 from __future__ import annotations
 
-import logging
 import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -21,22 +18,6 @@ import numpy as np
 CalibrationName = Literal["minmax", "entropy", "percentile"]
 # Op types whose weights ORT's QDQ quantizer turns into int8 kernels (QLinearConv, QGemm, MatMulInteger).
 QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """ORT's quantizer logs a pre-processing hint on the root logger and warns about its own deprecations."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.filterwarnings("ignore", message=".*reduce_range will be deprecated.*")
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def quantizable_nodes(graph: bytes) -> list[tuple[str, str]]:
@@ -81,6 +62,8 @@ def quantize_qdq(
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
+
+    from slimlab.treatments.static_quant import _quiet  # one set of quantizer-noise filters
 
     with tempfile.TemporaryDirectory(prefix="slimlab-qdq-") as tmp, _quiet():
         src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
