@@ -1,4 +1,7 @@
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,18 @@ def _cache(tmp_path_factory):
 
     torch.set_num_threads(1)  # deterministic and not oversubscribed on 2-core CI
     yield
+
+
+def slimlab_in_fresh_process(
+    *args: str, env: dict | None = None, cwd: str | Path = "/", timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`python -m slimlab ARGS` in a new interpreter (from `cwd`, "/" by default: nothing of the caller's
+    path leaks in), with slimlab's source on PYTHONPATH, its output captured."""
+    env = env or {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "slimlab", *args], capture_output=True, text=True, env=env, cwd=cwd,
+        timeout=timeout,
+    )  # fmt: skip
 
 
 TINY_TOML = """

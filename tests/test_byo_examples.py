@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ from typer.testing import CliRunner
 import slimlab
 from slimlab.cli import app
 from slimlab.treatments import DynamicInt8, HalfPrecision
+from tests.conftest import slimlab_in_fresh_process
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -48,15 +46,7 @@ def test_own_model_example_runs_quick_with_every_variant(tmp_path: Path):
     # The report is rebuilt from the run folder alone, in a fresh process that never saw the user's files on
     # its path: the stored config names the factories' files and hashes.
     (out / "report.html").unlink()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
-    report = subprocess.run(
-        [sys.executable, "-m", "slimlab", "report", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd="/",
-        timeout=300,
-    )
+    report = slimlab_in_fresh_process("report", str(out))
     assert report.returncode == 0, report.stdout + report.stderr
     assert "channels50" in (out / "report.html").read_text()
 

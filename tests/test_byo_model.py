@@ -24,6 +24,7 @@ from slimlab.models.factory import build_configured_model
 from slimlab.models.inference import predict_logits
 from slimlab.models.loading import load_checkpoint
 from slimlab.train import TrainConfig, Trainer
+from tests.conftest import slimlab_in_fresh_process
 
 MODELS_PY = """
 import torch
@@ -127,14 +128,7 @@ def test_run_then_report_from_a_fresh_process(project: Path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     (out / "results.json").unlink()
-    report = subprocess.run(
-        [sys.executable, "-m", "slimlab", "report", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd="/",
-        timeout=300,
-    )
+    report = slimlab_in_fresh_process("report", str(out), env=env)
     assert report.returncode == 0, report.stdout + report.stderr
     results = json.loads((out / "results.json").read_text())
     trials = {t["variant"]: t for t in results["trials"]}

