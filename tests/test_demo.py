@@ -49,6 +49,19 @@ STATIC = {"kind": "static_int8", "per_channel": True}
 STATIC_PT = {"kind": "static_int8", "per_channel": False}
 
 
+def _search(results: dict) -> dict:
+    """The demo's search decision on these results (deploy cells as examples/demo.toml has them)."""
+    return search_decision(
+        results,
+        baseline="dense",
+        margin=0.01,
+        alpha=0.05,
+        batch_size=BATCH,
+        reference_backend="onnxruntime-int8",
+        deploy_backends=["eager", "onnxruntime-session"],
+    )
+
+
 def _results(*, drop: float = 0.0, load: float = 0.2) -> dict:
     """A search run: dense (eager 0.5 ms, ORT fp32 session 0.3 ms), plain static int8 (0.10 ms at 1 thread,
     0.15 at 2) and per-tensor static int8 (0.08 ms at 1 thread); `drop` lowers the int8 accuracies."""
@@ -109,15 +122,7 @@ def _results(*, drop: float = 0.0, load: float = 0.2) -> dict:
         "latency_flags": [],
         "pitfalls": [],
     }
-    results["search"] = search_decision(
-        results,
-        baseline="dense",
-        margin=0.01,
-        alpha=0.05,
-        batch_size=BATCH,
-        reference_backend="onnxruntime-int8",
-        deploy_backends=["eager", "onnxruntime-session"],
-    )
+    results["search"] = _search(results)
     return results
 
 
@@ -279,15 +284,7 @@ def test_the_search_selects_on_validation_and_decides_on_the_test_split():
     for t in results["trials"]:
         if t["variant"] == "search-s0-static_int8-pt":
             t["metrics"]["val_accuracy"] -= 0.05  # worse on validation only; the test accuracy is unchanged
-    results["search"] = search_decision(
-        results,
-        baseline="dense",
-        margin=0.01,
-        alpha=0.05,
-        batch_size=BATCH,
-        reference_backend="onnxruntime-int8",
-        deploy_backends=["eager", "onnxruntime-session"],
-    )
+    results["search"] = _search(results)  # decided again on the changed validation scores
     d = headline(results)["datasets"][0]
     assert d["recommended"] == "search-s0-static_int8"
     assert d["recommendation"]["search_family"] == ["search-s0-static_int8"]
