@@ -338,19 +338,14 @@ def cell_flags(
 
 def _ratio(pairs: list[tuple[float | None, float | None]], alpha: float) -> dict:
     """Paired speedup (reference / candidate per seed): geometric mean, t interval on the logs."""
-    ratios = [ref / cand for ref, cand in pairs if ref and cand]
-    logs = [math.log(r) for r in ratios]
-    if not logs:
-        return {"value": None, "ci": None, "n": 0, "note": "not measured"}
-    from slimlab.stats import mean_ci
+    from slimlab.stats.intervals import geometric_mean_ci
 
-    m, (lo, hi) = mean_ci(logs, 1 - alpha)
-    out = {"value": math.exp(m), "n": len(logs), "unit": "seed", "ratios": ratios}
-    interval, note = speedup_interval(
-        {"speedup_ci": [math.exp(lo) if lo == lo else None, math.exp(hi) if hi == hi else None],
-         "seeds": list(range(len(logs)))}
-    )  # fmt: skip
-    out["ci"], out["note"] = interval, note
+    ratios = [ref / cand for ref, cand in pairs if ref and cand]
+    if not ratios:
+        return {"value": None, "ci": None, "n": 0, "note": "not measured"}
+    value, ci = geometric_mean_ci(ratios, 1 - alpha)
+    out = {"value": value, "n": len(ratios), "unit": "seed", "ratios": ratios}
+    out["ci"], out["note"] = speedup_interval({"speedup_ci": ci, "seeds": ratios})
     return out
 
 
