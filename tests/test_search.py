@@ -216,3 +216,32 @@ def test_mixed_precision_search_runs_end_to_end_with_sensitivity_in_the_report(t
     )
     html = (tmp_path / "o" / "report.html").read_text()
     assert "Per-node quantization sensitivity" in html and "Best single cell" in html
+
+
+def test_pruning_candidates_fine_tune_with_distillation_from_the_dense_parent(tmp_path):
+    from slimlab.config import SearchConfig
+
+    plain = SearchConfig(structured_sparsity=[0.5], precision=["fp32"], finetune_epochs=2).candidates()
+    assert [t.kind for t in plain[0].treatments] == ["structured_prune"]  # unchanged without distillation
+    search = SearchConfig(
+        structured_sparsity=[0.5], precision=["static_int8"], finetune_epochs=2, finetune_distill=0.7
+    )
+    chain = search.candidates()[0].treatments
+    assert [t.kind for t in chain] == ["structured_prune", "finetune", "static_int8"]
+    assert chain[0].finetune_epochs == 0 and chain[1].epochs == 2 and chain[1].distill_alpha == 0.7
+    toml = TINY_TOML.split("[[variants]]")[0] + (
+        '[[variants]]\nname = "dense"\n[evaluate]\nseeds = 2\n[bench]\nscenarios = ["offline"]\n'
+        "batch_sizes = [64]\nmin_time_s = 0.01\nmin_iters = 5\nwarmup_iters = 1\n"
+        '[search]\nstructured_sparsity = [0.5]\nprecision = ["fp32"]\nfinetune_epochs = 1\n'
+        "finetune_distill = 0.5\n"
+    )
+    (tmp_path / "d.toml").write_text(toml)
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "d.toml"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output + result.stderr
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    pruned = [t for t in results["trials"] if t["variant"] == "search-s50-fp32"]
+    assert len(pruned) == 2
+    for t in pruned:
+        record = t["artifacts"]["finetune"]
+        assert record["distill_alpha"] == 0.5 and record["epochs_run"] >= 1
+        assert record["temperature"] == 4.0 and record["val_kl_to_teacher_after"] >= 0  # the parent taught

@@ -349,6 +349,16 @@ class SearchConfig(Section):
     )
     finetune_epochs: int = Field(default=5, ge=0, description="after structured pruning")
     finetune_lr: float | None = Field(default=None, gt=0)
+    finetune_distill: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="after structured pruning: weight of distillation from the dense parent in the "
+        "fine-tuning loss (treatment 'finetune'; 0: plain fine-tuning on the labels)",
+    )
+    structured_scope: Literal["channels", "heads"] = Field(
+        default="channels", description="what structured pruning removes: channels/units, or attention heads"
+    )
     batch_size: int = Field(default=64, gt=0, description="the batch size whose latency ranks candidates")
     reference_backend: str = Field(
         default="onnxruntime-int8",
@@ -390,16 +400,24 @@ class SearchConfig(Section):
         return values
 
     def _pruning(self, sparsity: float) -> list[dict]:
+        """The pruning steps of a chain: dependency-aware structured pruning, then fine-tuning, with
+        distillation from the dense parent when `finetune_distill > 0` (so that the pruned model learns
+        the parent's outputs, not only the labels)."""
         if sparsity == 0:
             return []
-        return [
-            {
-                "kind": "structured_prune",
-                "sparsity": sparsity,
-                "finetune_epochs": self.finetune_epochs,
-                "finetune_lr": self.finetune_lr,
-            }
-        ]
+        prune: dict = {"kind": "structured_prune", "sparsity": sparsity}
+        if self.structured_scope != "channels":
+            prune["scope"] = self.structured_scope
+        if self.finetune_distill == 0 or self.finetune_epochs == 0:
+            return [prune | {"finetune_epochs": self.finetune_epochs, "finetune_lr": self.finetune_lr}]
+        finetune = {
+            "kind": "finetune",
+            "epochs": self.finetune_epochs,
+            "distill_alpha": self.finetune_distill,
+        }
+        if self.finetune_lr is not None:
+            finetune["lr"] = self.finetune_lr
+        return [prune, finetune]
 
     def candidates(self) -> list[VariantConfig]:
         """One variant per (sparsity, precision), except the plain dense model; static int8 once per
