@@ -1,0 +1,308 @@
+"""The search's accepted variant against the best one-step alternative, per workload, in one interleaved run.
+
+    PYTHONPATH=src python benchmarks/search_table.py [--workloads cnn,mlp512,mlp784,own_cnn,minilm]
+        [--out runs/search_table] [--reps 5] [--min-time 0.2] [--json out.json] [--quick]
+
+For each workload (benchmarks/search_table/NAME.toml; MiniLM is examples/search_minilm.toml):
+
+1. `slimlab run` with its `[search]` section, as a user runs it: 5 seeds (MiniLM 3), structured pruning at
+   0 and 50% with distillation from the dense parent, static int8 (per-channel or per-tensor), mixed
+   precision, every candidate deployed on a bare ONNX Runtime session at 1 and 2 threads; verdicts by the
+   Holm-corrected non-inferiority rule on the test split. A finished run in `--out` is reused.
+2. The search's decision at batch 1 and at batch 64, from that run's trials (`search_decision`, the same
+   function the report uses; the run itself ranks at batch 64).
+3. One interleaved timing (A B C ... A B C ..., `--reps` rounds, each cell's p50 per round) of, at that
+   batch size, on the seed-0 validation rows:
+   - the one-step cells, at torch's default thread count: torch fp32 eager, torch bf16 eager, ORT fp32,
+     ORT dynamic int8 (`quantize_dynamic`) and ORT static int8 QDQ (the run's plain static int8 candidate,
+     per-channel, min-max), each a bare session;
+   - the search's accepted variant as it deploys: its saved ONNX file on a session at the thread count the
+     search chose. When nothing is accepted, the search keeps the dense model on its fastest session.
+   The torch cells of a model slimlab trains (cnn, mlp512, mlp784, own_cnn) time the architecture with its
+   initial weights: dense fp32 and bf16 kernels do the same work whatever the weights hold. MiniLM's are
+   the pretrained encoder itself.
+
+The ratio is best-cell p50 over accepted p50 within each round; the table gives its median and range over
+rounds. The machine (lscpu), versions and the 1-minute load average before and after are recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from slimlab.analysis.search import search_decision
+from slimlab.bench.deploy import session_options
+from slimlab.bench.latency import measure
+from slimlab.config import load_experiment
+from slimlab.data import load_dataset
+from slimlab.data.batches import Inputs, call, cycle_rows, leaves, map_leaves, to_numpy, to_torch
+from slimlab.models.factory import build_configured_model
+from slimlab.treatments import HalfPrecision, apply
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent / "search_table"
+WORKLOADS = {
+    "cnn": HERE / "cnn.toml",
+    "mlp512": HERE / "mlp512.toml",
+    "mlp784": HERE / "mlp784.toml",
+    "own_cnn": HERE / "own_cnn.toml",
+    "minilm": ROOT / "examples" / "search_minilm.toml",
+}
+ONE_STEP = ("torch fp32", "torch bf16", "ORT fp32", "ORT dynamic int8", "ORT static int8 QDQ")
+
+
+def machine() -> dict:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    fields = dict(ln.split(":", 1) for ln in out.splitlines() if ":" in ln)
+    flags = fields.get("Flags", "").split()
+    import onnxruntime
+
+    return {
+        "cpu": fields.get("Model name", "?").strip(),
+        "cpus": os.cpu_count(),
+        "isa": [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags],
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+    }
+
+
+def run_search(name: str, out: Path, quick: bool) -> Path:
+    """`slimlab run` of the workload into `out/NAME` (reused when finished)."""
+    run_dir = out / name
+    if (run_dir / "results.json").is_file():
+        return run_dir
+    env = dict(os.environ)
+    extra = [str(ROOT / "examples" / "own_model"), str(ROOT / "examples"), str(ROOT / "src")]
+    env["PYTHONPATH"] = os.pathsep.join([*extra, env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "slimlab", "run", str(WORKLOADS[name]), "--out", str(run_dir)]
+    start = time.time()
+    subprocess.run([*command, *(["--quick"] if quick else [])], check=True, env=env)
+    (run_dir / "wall_seconds.txt").write_text(f"{time.time() - start:.1f}\n")
+    return run_dir
+
+
+def decide(results: dict, config, batch: int) -> dict:
+    search, ev = config.search, config.evaluate
+    decisions = search_decision(
+        results,
+        baseline=ev.baseline,
+        margin=ev.margin,
+        alpha=ev.alpha,
+        batch_size=batch,
+        reference_backend=search.reference_backend,
+        deploy_backends=search.deploy_backends,
+    )
+    return next(iter(decisions.values()))
+
+
+def _trial(results: dict, variant: str) -> dict:
+    """The variant's trial of the lowest seed that has a saved model."""
+    trials = [t for t in results["trials"] if t["variant"] == variant and t.get("model_file")]
+    if not trials:
+        raise SystemExit(f"no saved model for {variant!r}: the run needs `[bench] save_models = true`")
+    return min(trials, key=lambda t: t["seed"])
+
+
+def session(graph: bytes, threads: int) -> Callable[[Inputs], object]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(graph, session_options(threads), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+
+    def run(x: Inputs) -> object:
+        return sess.run(None, dict(zip(names, leaves(x), strict=True)))
+
+    return run
+
+
+def dynamic_int8(graph: bytes) -> bytes:
+    import logging
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # ORT's pre-processing hint, on the root logger
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = Path(tmp) / "a.onnx", Path(tmp) / "b.onnx"
+            src.write_bytes(graph)
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+            return dst.read_bytes()
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def torch_cell(module: torch.nn.Module, dtype: torch.dtype) -> Callable[[Inputs], object]:
+    module = module.eval()
+
+    @torch.inference_mode()
+    def run(x: Inputs) -> object:
+        return call(module, map_leaves(x, lambda a: a.to(dtype) if a.is_floating_point() else a))
+
+    return run
+
+
+def deployment(row: dict | None, dense: dict, batch: int) -> tuple[str, int]:
+    """(variant, session threads) the search ships: the accepted row's, else the dense model's fastest."""
+    chosen = row["deployment"] if row else None
+    if chosen is None:
+        best = min(
+            (b for b in dense["bench"] if _session_cell(b, batch)), key=lambda b: b["latency_ms"]["p50"]
+        )
+        return dense["variant"], int(best["threads"])
+    return row["variant"], int(chosen["threads"])
+
+
+def _session_cell(record: dict, batch: int) -> bool:
+    return (
+        record.get("backend") == "onnxruntime-session"
+        and record.get("status") == "ok"
+        and record.get("scenario") == "offline"
+        and record.get("batch_size") == batch
+    )
+
+
+def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: float) -> list[dict]:
+    results = json.loads((run_dir / "results.json").read_text())
+    sys.path[:0] = [str(ROOT / "examples" / "own_model"), str(ROOT / "examples")]
+    config = load_experiment(WORKLOADS[name])
+    seed = min(t["seed"] for t in results["trials"])
+    data = load_dataset(config.data[0], seed)
+    baseline = config.evaluate.baseline
+    dense_trial = _trial(results, baseline)
+    dense_graph = (run_dir / dense_trial["model_file"]).read_bytes()
+    module = build_configured_model(config.model, data.input_shape, data.num_classes)
+    default = torch.get_num_threads()
+    one_step = {
+        "torch fp32": torch_cell(module, torch.float32),
+        "torch bf16": torch_cell(apply(module, HalfPrecision(dtype="bf16")), torch.bfloat16),
+        "ORT fp32": session(dense_graph, default),
+        "ORT dynamic int8": session(dynamic_int8(dense_graph), default),
+        "ORT static int8 QDQ": session(
+            (run_dir / _trial(results, "search-s0-static_int8")["model_file"]).read_bytes(), default
+        ),
+    }
+    rows = []
+    for batch in batches:
+        decision = decide(results, config, batch)
+        accepted = next((r for r in decision["candidates"] if r["variant"] == decision["accepted"]), None)
+        variant, threads = deployment(accepted, dense_trial, batch)
+        graph = (run_dir / _trial(results, variant)["model_file"]).read_bytes()
+        cells = {**one_step, f"search: {variant} @ {threads} thr": session(graph, threads)}
+        x_torch = to_torch(cycle_rows(data.val.x, batch))
+        x_numpy = to_numpy(x_torch)
+        inputs = {label: x_torch if label.startswith("torch") else x_numpy for label in cells}
+        p50s: dict[str, list[float]] = {label: [] for label in cells}
+        for _ in range(reps):
+            for label, run in cells.items():  # round-robin: load hits every cell alike
+                lat = measure(
+                    lambda r=run, x=inputs[label]: r(x), warmup_iters=3, min_time_s=min_time, min_iters=5
+                )
+                p50s[label].append(lat.percentile_ms(50))
+        search_label = next(label for label in cells if label.startswith("search"))
+        best = min(ONE_STEP, key=lambda label: statistics.median(p50s[label]))
+        ratios = [b / s for b, s in zip(p50s[best], p50s[search_label], strict=True)]
+        rows.append(
+            {
+                "workload": name,
+                "batch": batch,
+                "p50_ms": {label: statistics.median(v) for label, v in p50s.items()},
+                "p50_ms_per_round": p50s,
+                "best_cell": best,
+                "search_cell": search_label,
+                "accepted": decision["accepted"],
+                "verdict": _verdict(accepted),
+                "ratio_median": statistics.median(ratios),
+                "ratio_range": [min(ratios), max(ratios)],
+                "in_run_speedup_vs_best_cell": accepted["speedup_vs_best_cell"] if accepted else None,
+                "candidates": [_verdict(r) | {"variant": r["variant"]} for r in decision["candidates"]],
+                "load1": os.getloadavg()[0],
+            }
+        )
+        print(_line(rows[-1]), flush=True)
+    return rows
+
+
+def _verdict(row: dict | None) -> dict:
+    if row is None:
+        return {"verdict": "none accepted: the dense model stays"}
+    return {
+        "delta": row["test_delta"],
+        "ci": row["test_ci"],
+        "p_holm": row["p_noninferiority_holm"],
+        "non_inferior": row["non_inferior"],
+        "screened_in": row["screened_in"],
+        "latency_ms_in_run": row["latency_ms"],
+        "deployment": row["deployment"],
+    }
+
+
+def _line(row: dict) -> str:
+    p50 = row["p50_ms"]
+    v = row["verdict"]
+    verdict = (
+        f"delta {100 * v['delta']:+.2f} pts [{100 * v['ci'][0]:+.2f}, {100 * v['ci'][1]:+.2f}], "
+        f"Holm p {v['p_holm']:.2g}"
+        if "delta" in v and v["delta"] is not None and v["ci"] and v["p_holm"] is not None
+        else v.get("verdict", "?")
+    )
+    lo, hi = row["ratio_range"]
+    return (
+        f"| {row['workload']} | {row['batch']} | {row['best_cell']} {p50[row['best_cell']]:.4f} | "
+        f"{row['search_cell']} {p50[row['search_cell']]:.4f} | {verdict} | "
+        f"{row['ratio_median']:.2f}x [{lo:.2f}, {hi:.2f}] |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--out", default="runs/search_table")
+    parser.add_argument("--batches", default="1,64")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=0.2)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--quick", action="store_true", help="smoke test: slimlab run --quick")
+    parser.add_argument("--runs-only", action="store_true", help="run the searches, time nothing")
+    args = parser.parse_args()
+    names = args.workloads.split(",")
+    unknown = [n for n in names if n not in WORKLOADS]
+    if unknown:
+        raise SystemExit(f"--workloads: unknown {unknown}; expected some of {sorted(WORKLOADS)}")
+    out = {"machine": machine(), "load1_start": os.getloadavg()[0], "runs": {}, "rows": []}
+    for name in names:
+        run_dir = run_search(name, Path(args.out), args.quick)
+        wall = run_dir / "wall_seconds.txt"
+        out["runs"][name] = {
+            "dir": str(run_dir),
+            "wall_s": float(wall.read_text()) if wall.exists() else None,
+        }
+    if args.runs_only:
+        return
+    print("| workload | batch | best single cell, p50 ms | search's pick, p50 ms | verdict | ratio |")
+    print("|---|---|---|---|---|---|")
+    for name in names:
+        out["rows"] += workload(
+            name, Path(out["runs"][name]["dir"]), [int(b) for b in args.batches.split(",")], args.reps,
+            args.min_time,
+        )  # fmt: skip
+    out["load1_end"] = os.getloadavg()[0]
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
