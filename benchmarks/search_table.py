@@ -16,6 +16,10 @@ For each workload (benchmarks/search_table/NAME.toml; MiniLM is examples/search_
    - the one-step cells, at torch's default thread count: torch fp32 eager, torch bf16 eager, ORT fp32,
      ORT dynamic int8 (`quantize_dynamic`) and ORT static int8 QDQ (the run's plain static int8 candidate,
      per-channel, min-max), each a bare session;
+   - with NNCF and OpenVINO installed (`pip install 'slimlab[compare]'`), what a user of Intel's tools gets in
+     one call: `nncf.quantize` (300 calibration samples, its defaults) on the ONNX graph, run on ONNX
+     Runtime, and on the OpenVINO model, run by OpenVINO, beside OpenVINO fp32 (static batch shape, the
+     latency hint, one stream, the default threads);
    - the search's accepted variant as it deploys: its saved ONNX file on a session at the thread count the
      search chose. When nothing is accepted, the search keeps the dense model on its fastest session.
    The torch cells of a model slimlab trains (cnn, mlp512, mlp784, own_cnn) time the architecture with its
@@ -29,6 +33,7 @@ rounds. The machine (lscpu), versions and the 1-minute load average before and a
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -39,6 +44,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from slimlab.analysis.search import search_decision
@@ -46,7 +52,17 @@ from slimlab.bench.deploy import session_options
 from slimlab.bench.latency import measure
 from slimlab.config import load_experiment
 from slimlab.data import load_dataset
-from slimlab.data.batches import Inputs, call, cycle_rows, leaves, map_leaves, to_numpy, to_torch
+from slimlab.data.batches import (
+    Inputs,
+    call,
+    cycle_rows,
+    leaves,
+    map_leaves,
+    n_rows,
+    take,
+    to_numpy,
+    to_torch,
+)
 from slimlab.models.factory import build_configured_model
 from slimlab.treatments import HalfPrecision, apply
 
@@ -59,7 +75,17 @@ WORKLOADS = {
     "own_cnn": HERE / "own_cnn.toml",
     "minilm": ROOT / "examples" / "search_minilm.toml",
 }
-ONE_STEP = ("torch fp32", "torch bf16", "ORT fp32", "ORT dynamic int8", "ORT static int8 QDQ")
+ONE_STEP = (
+    "torch fp32",
+    "torch bf16",
+    "ORT fp32",
+    "ORT dynamic int8",
+    "ORT static int8 QDQ",
+    # Intel's tools, when installed (pip install 'slimlab[compare]'): what a user of NNCF does in one call.
+    "NNCF int8 on ORT",
+    "OpenVINO fp32",
+    "NNCF int8 on OpenVINO",
+)
 
 
 def machine() -> dict:
@@ -145,6 +171,57 @@ def dynamic_int8(graph: bytes) -> bytes:
         logging.disable(logging.NOTSET)
 
 
+def nncf_int8(graph: bytes, calibration: Inputs) -> tuple[bytes, object]:
+    """NNCF's post-training int8 (`nncf.quantize`, its defaults: 300 samples, fast bias correction), as a
+    user of Intel's tools does it in one call: on the ONNX graph (a QDQ graph for ONNX Runtime) and on the
+    OpenVINO model converted from it."""
+    import tempfile
+
+    import nncf
+    import onnx
+    import openvino as ov
+
+    names = [i.name for i in onnx.load_from_string(graph).graph.input]
+    rows = [take_row(calibration, i) for i in range(min(300, n_rows(calibration)))]
+    feeds = nncf.Dataset(rows, lambda r: dict(zip(names, leaves(r), strict=True)))
+    onnx_int8 = nncf.quantize(onnx.load_from_string(graph), feeds, subset_size=len(rows))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(graph)
+        ov_model = ov.convert_model(str(path))
+    ov_int8 = nncf.quantize(ov_model, feeds, subset_size=len(rows))
+    return onnx_int8.SerializeToString(), ov_int8
+
+
+def take_row(x: Inputs, i: int) -> Inputs:
+    return map_leaves(x, lambda a: np.ascontiguousarray(a[i : i + 1]))
+
+
+def openvino(model: object, batch_inputs: Inputs, threads: int) -> Callable[[Inputs], object]:
+    """An OpenVINO model compiled for CPU at a static batch shape, `threads` inference threads, one
+    stream, the latency hint: how OpenVINO's documentation deploys a latency-bound model."""
+    import openvino as ov
+
+    if isinstance(model, bytes):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.onnx"
+            path.write_bytes(model)
+            model = ov.convert_model(str(path))
+    else:
+        model = model.clone()
+    arrays = leaves(batch_inputs)
+    model.reshape({i: list(a.shape) for i, a in enumerate(arrays)})
+    config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
+    request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+
+    def run(x: Inputs) -> object:
+        return request.infer(dict(enumerate(leaves(x))))
+
+    return run
+
+
 def torch_cell(module: torch.nn.Module, dtype: torch.dtype) -> Callable[[Inputs], object]:
     module = module.eval()
 
@@ -185,6 +262,7 @@ def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: 
     dense_trial = _trial(results, baseline)
     dense_graph = (run_dir / dense_trial["model_file"]).read_bytes()
     module = build_configured_model(config.model, data.input_shape, data.num_classes)
+    pretrained = config.model.is_pretrained  # else the torch cells hold the initial weights
     default = torch.get_num_threads()
     one_step = {
         "torch fp32": torch_cell(module, torch.float32),
@@ -195,15 +273,25 @@ def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: 
             (run_dir / _trial(results, "search-s0-static_int8")["model_file"]).read_bytes(), default
         ),
     }
+    intel = None
+    if importlib.util.find_spec("nncf") and importlib.util.find_spec("openvino"):
+        calibration = take(data.train.x, np.random.default_rng(seed).permutation(n_rows(data.train.x)))
+        nncf_onnx, nncf_ov = nncf_int8(dense_graph, to_numpy(calibration))
+        one_step["NNCF int8 on ORT"] = session(nncf_onnx, default)
+        intel = nncf_ov
     rows = []
     for batch in batches:
         decision = decide(results, config, batch)
         accepted = next((r for r in decision["candidates"] if r["variant"] == decision["accepted"]), None)
         variant, threads = deployment(accepted, dense_trial, batch)
         graph = (run_dir / _trial(results, variant)["model_file"]).read_bytes()
-        cells = {**one_step, f"search: {variant} @ {threads} thr": session(graph, threads)}
         x_torch = to_torch(cycle_rows(data.val.x, batch))
         x_numpy = to_numpy(x_torch)
+        cells = dict(one_step)
+        if intel is not None:
+            cells["OpenVINO fp32"] = openvino(dense_graph, x_numpy, default)
+            cells["NNCF int8 on OpenVINO"] = openvino(intel, x_numpy, default)
+        cells[f"search: {variant} @ {threads} thr"] = session(graph, threads)
         inputs = {label: x_torch if label.startswith("torch") else x_numpy for label in cells}
         p50s: dict[str, list[float]] = {label: [] for label in cells}
         for _ in range(reps):
@@ -213,7 +301,8 @@ def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: 
                 )
                 p50s[label].append(lat.percentile_ms(50))
         search_label = next(label for label in cells if label.startswith("search"))
-        best = min(ONE_STEP, key=lambda label: statistics.median(p50s[label]))
+        checked = fidelity(cells, data, batch, pretrained) if batch == max(batches) else None
+        best = min((c for c in cells if c in ONE_STEP), key=lambda label: statistics.median(p50s[label]))
         ratios = [b / s for b, s in zip(p50s[best], p50s[search_label], strict=True)]
         rows.append(
             {
@@ -229,11 +318,56 @@ def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: 
                 "ratio_range": [min(ratios), max(ratios)],
                 "in_run_speedup_vs_best_cell": accepted["speedup_vs_best_cell"] if accepted else None,
                 "candidates": [_verdict(r) | {"variant": r["variant"]} for r in decision["candidates"]],
+                "test_split_seed0": checked,
                 "load1": os.getloadavg()[0],
             }
         )
         print(_line(rows[-1]), flush=True)
     return rows
+
+
+def first_output(out: object) -> np.ndarray:
+    """The first output of a torch module, an ORT session or an OpenVINO request, as float32 numpy."""
+    if isinstance(out, torch.Tensor):
+        return out.float().numpy()
+    if isinstance(out, (list, tuple)):
+        return first_output(out[0])
+    if hasattr(out, "values") and not isinstance(out, np.ndarray):
+        return first_output(next(iter(out.values())))
+    first = getattr(out, "last_hidden_state", None)
+    return first_output(first) if first is not None else np.asarray(out, dtype=np.float32)
+
+
+def outputs(run: Callable[[Inputs], object], x: Inputs, batch: int, as_torch: bool) -> np.ndarray:
+    """`run` over all rows of `x` in chunks of exactly `batch` rows (the last one filled cyclically, as
+    a static-shape compiled model needs), the first output of each, concatenated."""
+    n, parts = n_rows(x), []
+    for start in range(0, n, batch):
+        chunk = cycle_rows(take(x, slice(start, min(start + batch, n))), batch)
+        chunk = to_torch(chunk) if as_torch else to_numpy(chunk)
+        parts.append(first_output(run(chunk))[: min(batch, n - start)])
+    return np.concatenate(parts)
+
+
+def fidelity(cells: dict, data, batch: int, trained_torch: bool) -> dict[str, dict]:
+    """Each cell on seed 0's test split against the trained dense model (its ONNX file, ORT fp32): the
+    accuracy change (a point estimate, the way one-step tools judge it) when there are labels, and the
+    mean cosine of the outputs. The torch cells are left out when they hold initial weights."""
+    x = data.test.x
+    reference = outputs(cells["ORT fp32"], x, batch, False)
+    out = {}
+    for label, run in cells.items():
+        if label.startswith("torch") and not trained_torch:
+            continue
+        y = outputs(run, x, batch, label.startswith("torch"))
+        a, b = y.reshape(len(y), -1).astype(np.float64), reference.reshape(len(y), -1).astype(np.float64)
+        cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
+        row = {"mean_cosine_to_fp32": float(cosine.mean())}
+        if data.test.y is not None and y.ndim == 2:
+            row["accuracy"] = float((y.argmax(1) == data.test.y).mean())
+            row["accuracy_change"] = row["accuracy"] - float((reference.argmax(1) == data.test.y).mean())
+        out[label] = row
+    return out
 
 
 def _verdict(row: dict | None) -> dict:
