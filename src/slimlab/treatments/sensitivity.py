@@ -3,7 +3,9 @@
 For each node that ONNX Runtime's QDQ quantizer would quantize (Conv, Gemm, MatMul), two graphs are built
 from the fp32 graph, with the same calibration batch and settings:
 
-- `alone`: only this node quantized, everything else fp32 (AIMET QuantAnalyzer's per-layer view);
+- `alone`: only this node quantized, everything else fp32 (AIMET QuantAnalyzer's per-layer view). ORT
+  inserts one QDQ pair per activation tensor, so the other readers of this node's input and output
+  tensors (a sibling Q/K/V projection, a residual Add) read them quantized too;
 - `float_only` (optional): every node quantized except this one (NNCF's accuracy control reverts layers to
   float in this way).
 
