@@ -147,3 +147,24 @@ def test_minilm_example_runs_reduced_and_reports_from_a_fresh_process(tmp_path: 
     # heads25 (cosine about 0.90 < its min_cosine 0.95) is the headline's first alert, before any verdict
     assert "heads25: outputs diverge" in results["headline"]["alerts"][0]["text"]
     assert "heads25: outputs diverge" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_minilm_mixed_int8_ranks_every_matmul_and_keeping_the_top_two_float_beats_all_int8(minilm):
+    from slimlab.treatments import MixedInt8, StaticInt8, apply
+
+    model, x = minilm
+    dense = _embed(model, x)
+    context = _context(x)
+    mixed = apply(model, MixedInt8(keep_float=2, calibration_samples=24, op_types=["MatMul"]), context)
+    record = context.artifacts["mixed_int8"]
+    sens = record["sensitivity"]
+    assert len(sens["ranking"]) == 48 and sens["metric"] == "cosine"  # 8 MatMuls in each of 6 layers
+    assert record["kept_float"] == sens["ranking"][:2]
+    assert all(row["alone"]["ci"][0] <= row["alone"]["delta"] <= 1e-12 for row in sens["layers"])
+    full = apply(model, StaticInt8(op_types=["MatMul"], calibration_samples=24), _context(x))
+
+    def fidelity(m) -> float:
+        return float(torch.nn.functional.cosine_similarity(_embed(m, x), dense).mean())
+
+    assert fidelity(mixed) > fidelity(full)

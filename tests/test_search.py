@@ -1,7 +1,9 @@
 """The accuracy-aware search: candidates from [search], and the decision rule on known numbers."""
 
+import importlib.util
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from slimlab.analysis.search import search_decision as decide
@@ -245,3 +247,122 @@ def test_pruning_candidates_fine_tune_with_distillation_from_the_dense_parent(tm
         record = t["artifacts"]["finetune"]
         assert record["distill_alpha"] == 0.5 and record["epochs_run"] >= 1
         assert record["temperature"] == 4.0 and record["val_kl_to_teacher_after"] >= 0  # the parent taught
+
+
+def _cosine_trial(variant, seed, latency, val_cosine):
+    trial = _trial(variant, seed, latency, None)
+    trial["metrics"] = {"cosine": val_cosine, "val_cosine": val_cosine}  # no labels, no val_accuracy
+    return trial
+
+
+def test_a_label_free_search_screens_on_the_runs_metric_on_validation():
+    trials = [_cosine_trial("dense", s, 1.0, 1.0) for s in range(5)]
+    trials += [_cosine_trial("search-fine", s, 0.5, 0.999 - 0.0001 * s) for s in range(5)]
+    trials += [_cosine_trial("search-broken", s, 0.2, 0.90 + 0.001 * s) for s in range(5)]
+    comparisons = [
+        {"dataset": "d", "variant": v, "delta": -0.001, "ci": [-0.002, 0.0], "p_noninferiority": 0.001}
+        for v in ("search-fine", "search-broken")
+    ]
+    summary = [
+        {
+            "dataset": "d",
+            "variant": v,
+            "accuracy": {"mean": None},
+            "metric": {"mean": m, "higher_is_better": True},
+        }
+        for v, m in (("dense", 1.0), ("search-fine", 0.999), ("search-broken", 0.9))
+    ]
+    results = {"trials": trials, "comparisons": comparisons, "summary": summary}
+    search, ev = CONFIG["search"], CONFIG["evaluate"]
+    decision = decide(
+        results,
+        baseline="dense",
+        margin=ev["margin"],
+        alpha=ev["alpha"],
+        batch_size=search["batch_size"],
+        reference_backend=search["reference_backend"],
+        metric="cosine",
+    )["d"]
+    rows = {c["variant"]: c for c in decision["candidates"]}
+    assert rows["search-fine"]["screened_in"] and not rows["search-broken"]["screened_in"]
+    assert rows["search-broken"]["val_delta"] == pytest.approx(-0.098)
+    # The faster but broken candidate is screened out on validation, so the fine one is accepted.
+    assert decision["accepted"] == "search-fine" and decision["screened_on"] == "val_cosine"
+    # Every point is scored on the metric (no accuracy here): the front is not empty.
+    assert set(decision["pareto"]) == {"dense", "search-fine", "search-broken"}
+
+
+def test_quantize_op_types_reach_static_and_mixed_candidates_and_leave_defaults_unchanged():
+    from slimlab.config import SearchConfig
+
+    axes = {"structured_sparsity": [0.0], "precision": ["static_int8"], "mixed_precision_keep": [2]}
+    plain = SearchConfig(**axes).candidates()
+    assert [t.to_dict().get("op_types") for v in plain for t in v.treatments] == [None, None]
+    matmul = SearchConfig(**axes, quantize_op_types=["MatMul"]).candidates()
+    assert [v.name for v in matmul] == [v.name for v in plain]
+    assert [t.op_types for v in matmul for t in v.treatments] == [["MatMul"], ["MatMul"]]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="needs transformers")
+def test_search_on_a_pretrained_label_free_encoder_ranks_nodes_and_decides(tmp_path):
+    from tests.tiny_encoder import DATA_MODULE, tiny_bert_dir
+
+    model_dir = tiny_bert_dir(tmp_path / "tiny-bert")
+    (tmp_path / "tiny_tokens.py").write_text(DATA_MODULE)
+    toml = f"""
+name = "tiny-encoder-search"
+[data]
+factory = "tiny_tokens:tokens"
+val_fraction = 0.3
+[data.params]
+n = 120
+[model]
+hf = "{model_dir}"
+hf_output = "mean_pooling"
+pretrained = true
+[[variants]]
+name = "dense"
+[evaluate]
+seeds = 2
+metric = "cosine"
+margin = 0.05
+[bench]
+backends = ["eager", "onnxruntime-session"]
+session_threads = [1]
+scenarios = ["offline"]
+batch_sizes = [16]
+min_time_s = 0.01
+min_iters = 3
+warmup_iters = 1
+check_outputs = false
+[search]
+structured_sparsity = [0.0]
+precision = ["static_int8"]
+mixed_precision_keep = [2]
+quantize_op_types = ["MatMul"]
+batch_size = 16
+deploy_backends = ["eager", "onnxruntime-session"]
+"""
+    (tmp_path / "e.toml").write_text(toml)
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "e.toml"), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output + result.stderr
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    search = (
+        results["search"]["tiny_tokens"]
+        if "tiny_tokens" in results["search"]
+        else results["search"]["tokens"]
+    )
+    assert search["screened_on"] == "val_cosine"
+    rows = {c["variant"]: c for c in search["candidates"]}
+    assert set(rows) == {"search-s0-static_int8", "search-s0-mixed2"}
+    for row in rows.values():
+        assert row["val_delta"] is not None and row["test_delta"] is not None and row["test_ci"]
+    sens = next(iter(results["sensitivity"].values()))
+    assert sens["metric"] == "cosine" and sens["op_types"] == ["MatMul"] and sens["seeds"] == [0, 1]
+    assert len(sens["ranking"]) == 16
+    html = (tmp_path / "o" / "report.html").read_text()
+    assert "Per-node quantization sensitivity" in html and "val Δ cosine pts" in html
+    # An int8 tiny encoder keeps its cosine within 0.05 and is faster in ORT than in torch: accepted, and
+    # the headline states the change in the run's metric, not in accuracy.
+    assert search["accepted"] is not None
+    assert "; cosine " in results["headline"]["datasets"][0]["sentence"]

@@ -1,5 +1,6 @@
 """Per-node quantization sensitivity with intervals, and mixed precision built from its ranking."""
 
+import importlib.util
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from slimlab.config import DataConfig
 from slimlab.data import load_dataset
+from slimlab.data.batches import take, to_torch
 from slimlab.errors import SlimlabError
 from slimlab.models import build_model
 from slimlab.train import TrainConfig, Trainer
@@ -118,3 +120,102 @@ def test_static_int8_records_its_calibration_and_method(trained, data, method):
     assert config.to_dict()["calibration_method"] == method
     # At its default the new field stays out of the identity, so pinned trial ids do not move.
     assert "calibration_method" not in StaticInt8().to_dict()
+
+
+# A pretrained label-free encoder with two int64 inputs (token ids and an attention mask), as MiniLM.
+needs_transformers = pytest.mark.skipif(
+    importlib.util.find_spec("transformers") is None, reason="needs transformers (slimlab[transformers])"
+)
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    from slimlab.models.loading import load_hf
+    from tests.tiny_encoder import tiny_bert_dir
+
+    return load_hf(tiny_bert_dir(tmp_path_factory.mktemp("tiny-bert")))
+
+
+@pytest.fixture(scope="module")
+def tokens():
+    from tests.tiny_encoder import token_batch
+
+    x = token_batch(96)
+    return take(x, slice(0, 48)), take(x, slice(48, 96))  # calibration, validation
+
+
+def _text_context(calibration, validation, seed=0):
+    from slimlab.data import Dataset, Split
+
+    zeros = np.zeros(48, dtype=np.int64)  # placeholder targets, as examples/minilm_data.py has
+    return TreatmentContext(
+        seed=seed, data=Dataset("text", Split(calibration, zeros), Split(validation, zeros), None, 0)
+    )
+
+
+@needs_transformers
+def test_sensitivity_on_a_label_free_encoder_scores_per_sample_cosine_to_fp32(encoder, tokens):
+    calibration, validation = tokens
+    graph = export_onnx(encoder, to_torch(take(calibration, slice(0, 2))))
+    sens = layer_sensitivity(graph, calibration, validation, None, op_types=["MatMul"])
+    matmuls = [n for n, op in quantizable_nodes(graph, ["MatMul"])]
+    assert len(matmuls) == 16 and sorted(sens["ranking"]) == sorted(matmuls)  # 8 per layer, 2 layers
+    assert (sens["metric"], sens["n"], sens["fp32_score"]) == ("cosine", 48, pytest.approx(1.0))
+    assert "fp32_accuracy" not in sens and sens["op_types"] == ["MatMul"]
+    for row in sens["layers"]:
+        alone = row["alone"]
+        lo, hi = alone["ci"]
+        assert lo <= alone["delta"] <= hi <= 1e-12  # a cosine to fp32 can only fall
+        assert alone["sqnr_db"] is not None
+        # A node whose int8 kernel changes every cosine by the same rounding error has no spread: its
+        # paired test is degenerate (no p-value) and its interval is the point.
+        assert 0 < alone["p_value"] <= 1 or (math.isnan(alone["p_value"]) and lo == hi)
+    # One row by hand: the node quantized alone (no calibration cache), cosine per sentence to fp32.
+    top = sens["layers"][0]
+    alone = quantize_qdq(graph, calibration, nodes_to_quantize=[top["node"]], op_types=["MatMul"])
+    fp32 = run_graph(graph, validation)
+    cos = torch.nn.functional.cosine_similarity(
+        torch.as_tensor(run_graph(alone, validation), dtype=torch.float64), torch.as_tensor(fp32).double()
+    )
+    assert top["alone"]["delta"] == pytest.approx(float(cos.mean()) - 1, abs=1e-9)
+    assert top["alone"]["score"] == pytest.approx(float(cos.mean()), abs=1e-9)
+
+
+@needs_transformers
+def test_mixed_int8_on_a_label_free_encoder_keeps_the_top_k_matmuls_float(encoder, tokens):
+    import onnx
+
+    calibration, validation = tokens
+    context = _text_context(calibration, validation, seed=2)
+    mixed = apply(encoder, MixedInt8(keep_float=3, calibration_samples=48, op_types=["MatMul"]), context)
+    record = context.artifacts["mixed_int8"]
+    sens = record["sensitivity"]
+    assert record["kept_float"] == sens["ranking"][:3] and sens["metric"] == "cosine"
+    assert len(record["quantized_nodes"]) == 13
+    assert record["calibration"] == {
+        "samples": 48,
+        "seed": 2,
+        "split": "train",
+        "method": "minmax",
+        "per_channel": True,
+    }
+    graph = onnx.load_from_string(mixed.onnx_model.numpy().tobytes())
+    producers = {o: n.op_type for n in graph.graph.node for o in n.output}
+    by_name = {n.name: n for n in graph.graph.node}
+
+    def quantized(name: str) -> bool:
+        return any(producers.get(i) == "DequantizeLinear" for i in by_name[name].input)
+
+    assert not any(quantized(n) for n in record["kept_float"])
+    assert all(quantized(n) for n in record["quantized_nodes"])
+    # MatMul-only: the only int8 weights are MatMuls' (by default ORT would also quantize the embeddings'
+    # Gather tables).
+    weights = {i.name for i in graph.graph.initializer}
+    dequantized = {
+        n.output[0] for n in graph.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in weights
+    }
+    assert {n.op_type for n in graph.graph.node if dequantized & set(n.input)} == {"MatMul"}
+    with torch.no_grad():
+        dense = encoder(**to_torch(validation))
+        out = mixed(**to_torch(validation))
+    assert float(torch.nn.functional.cosine_similarity(out, dense).mean()) > 0.95

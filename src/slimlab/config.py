@@ -379,6 +379,12 @@ class SearchConfig(Section):
         default=[],
         description="mixed precision: for each k, a candidate keeping the k most sensitive nodes fp32",
     )
+    quantize_op_types: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="static int8 and mixed precision: quantize (and rank) only these ONNX op types, e.g. "
+        '["MatMul"] for a transformer; default: every op type ONNX Runtime quantizes',
+    )
     deploy_backends: list[BackendName] | None = Field(
         default=None,
         description="bench backends a candidate may be deployed on (its fastest measured cell ranks it); "
@@ -449,6 +455,8 @@ class SearchConfig(Section):
             for method in self.calibration_method:
                 suffix = ("" if per_channel else "-pt") + ("" if method == "minmax" else f"-{method}")
                 step: dict = {"kind": kind, **extra}
+                if self.quantize_op_types is not None:  # unset: the chains (and trial ids) of before
+                    step["op_types"] = list(self.quantize_op_types)
                 if not per_channel:
                     step["per_channel"] = False
                 if method != "minmax":

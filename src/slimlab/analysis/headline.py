@@ -494,12 +494,14 @@ def recommendation(results: dict, dataset: str) -> dict | None:
         "interval_unit": "seed",
     }
     accepted = search.get("accepted")
+    quality = search.get("metric", "accuracy")  # what the search compared: accuracy, or the run's metric
     if accepted is None:
         reasons: dict[str, list[str]] = {}  # reason -> candidates, so that shared reasons are said once
         for r in search["candidates"]:
             c = comparisons.get(r["variant"], {})
             if not r.get("screened_in"):
-                reason = f"screened out on validation (change {100 * (r.get('val_delta') or 0):+.1f} pts)"
+                what = "change" if quality == "accuracy" else f"{quality} change"
+                reason = f"screened out on validation ({what} {100 * (r.get('val_delta') or 0):+.1f} pts)"
             elif not r.get("faster_than_baseline"):
                 reason = f"not faster than {baseline}"
             elif c.get("inconclusive_reason"):
@@ -591,7 +593,7 @@ def recommendation(results: dict, dataset: str) -> dict | None:
     claim = (
         f"{accepted} ({out['treatments']}; {deployed}): speedup {_fmt_ratio(vs_dense)} over "
         f"dense fp32 eager ({eager_threads or 'default'} thread{'s' if eager_threads != 1 else ''}) and "
-        f"{_fmt_ratio(vs_one_step)} over {alt} at batch {batch}; accuracy {100 * (delta or 0):+.1f} pts"
+        f"{_fmt_ratio(vs_one_step)} over {alt} at batch {batch}; {quality} {100 * (delta or 0):+.1f} pts"
         + (f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else "")
         + f", non-inferior after Holm (p = {p:.2g}, margin {100 * margin:g} pt"
         + ("" if margin == 0.01 else "s")

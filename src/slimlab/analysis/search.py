@@ -3,14 +3,17 @@
 Intel Neural Compressor tunes until a point estimate of the accuracy loss is within a tolerance. Here:
 
 1. Screening on validation only: a candidate that is confidently worse on the validation split (the upper
-   bound of the CI of its paired validation-accuracy change is below -margin) is dropped before the test
-   split is consulted (Lones 3.7: select on validation data). A point-estimate screen would drop good
+   bound of the CI of its paired change of the run's metric on validation, `metrics["val_<metric>"]`, is
+   below -margin) is dropped before the test split is consulted (Lones 3.7: select on validation data).
+   The metric is accuracy, or the run's own (e.g. a pretrained encoder's cosine fidelity to the dense
+   one), oriented so that a positive change is better. A point-estimate screen would drop good
    candidates on a few hundred validation samples; the Holm-controlled test below is the authority.
 2. Ranking by cost: the measured p50 latency at the search's batch size (offline scenario, the
    candidate's own runtime through the eager backend), averaged over seeds.
 3. Acceptance on the final evaluation: each screened candidate that is faster than the baseline gets its
-   one-sided non-inferiority p-value (H0: delta <= -margin, paired over seeds on the test split: the
-   experiment comparison's, from slimlab.stats.paired_comparison), Holm-corrected across all of them at
+   one-sided non-inferiority p-value (H0: delta <= -margin on the test split: the experiment comparison's,
+   paired over seeds by slimlab.stats.paired_comparison, or for a pretrained model per test sample on its
+   metric, analysis.metric), Holm-corrected across all of them at
    alpha/2 by the one verdict rule (slimlab.stats.verdict; a degenerate comparison counts with p = 1 and
    is never accepted); the cheapest whose corrected test rejects is accepted. If none does, the baseline
    stays.
@@ -22,6 +25,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from slimlab.analysis.metric import uses_metric_path
 from slimlab.analysis.summary import geomean, pareto_front
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
@@ -81,10 +85,15 @@ def search_decision(
     reference_backend: str,
     require_no_inferior_group: bool = False,
     deploy_backends: list[str] | None = None,
+    metric: str = "accuracy",
+    higher_is_better: bool = True,
 ) -> dict:
     """Per dataset, the candidates (screened, ranked, tested) and the one accepted, from the results the
-    summary and fairness sections computed (`trials`, `comparisons`, `summary`, `fairness`)."""
+    summary and fairness sections computed (`trials`, `comparisons`, `summary`, `fairness`). `metric` is
+    what validation screening compares (each trial's `metrics["val_<metric>"]`)."""
     batch = batch_size
+    sign = 1.0 if higher_is_better else -1.0
+    screen_on = f"val_{metric}"
     ok = [t for t in results["trials"] if t["status"] == "ok"]
     by_key = {(t["dataset"], t["variant"], t["seed"]): t for t in ok}
     comparisons = {(c["dataset"], c["variant"]): c for c in results["comparisons"]}
@@ -108,7 +117,10 @@ def search_decision(
             c = comparisons.get((dataset, variant), {})
             latency = [_latency(t, batch, deploy) for t in trials.values()]
             val_delta = [
-                trials[s]["metrics"]["val_accuracy"] - dense[s]["metrics"]["val_accuracy"] for s in trials
+                sign * (trials[s]["metrics"][screen_on] - dense[s]["metrics"][screen_on])
+                for s in trials
+                if trials[s]["metrics"].get(screen_on) is not None
+                and dense[s]["metrics"].get(screen_on) is not None
             ]
             mean_latency = float(np.mean([v for v in latency if v])) if any(latency) else None
             rows.append(
@@ -173,7 +185,7 @@ def search_decision(
                 "variant": r["variant"],
                 "n_ok": len(r["seeds"]),
                 "latency_p50_ms": r["latency_ms"],
-                "accuracy": {"mean": (_accuracy_mean(results, dataset, r["variant"]))},
+                **_quality_of(results, dataset, r["variant"]),
             }
             for r in rows
         ]
@@ -182,7 +194,7 @@ def search_decision(
                 "variant": baseline,
                 "n_ok": len(dense),
                 "latency_p50_ms": dense_mean,
-                "accuracy": {"mean": _accuracy_mean(results, dataset, baseline)},
+                **_quality_of(results, dataset, baseline),
             }
         )
         out[dataset] = {
@@ -196,7 +208,9 @@ def search_decision(
             "accepted_speedup_vs_best_cell": accepted["speedup_vs_best_cell"] if accepted else None,
             "candidates": rows,
             "accepted": accepted["variant"] if accepted else None,
-            "pareto": pareto_front([p for p in points if p["accuracy"]["mean"] is not None]),
+            "pareto": pareto_front(points),  # it leaves out points without a score
+            "metric": metric,
+            "screened_on": screen_on,
             "method": METHOD,
             "require_no_inferior_group": require,
             "groups_checked": groups is not None,
@@ -204,11 +218,12 @@ def search_decision(
     return out
 
 
-def _accuracy_mean(results: dict, dataset: str, variant: str) -> float | None:
+def _quality_of(results: dict, dataset: str, variant: str) -> dict:
+    """The summary row's accuracy and, on the metric path, its metric (what the Pareto front reads)."""
     for row in results["summary"]:
         if row["dataset"] == dataset and row["variant"] == variant:
-            return row["accuracy"]["mean"]
-    return None
+            return {"accuracy": {"mean": row["accuracy"]["mean"]}, "metric": row.get("metric")}
+    return {"accuracy": {"mean": None}, "metric": None}
 
 
 def search_analysis(view: RunView, results: dict) -> dict:
@@ -224,5 +239,18 @@ def search_analysis(view: RunView, results: dict) -> dict:
         reference_backend=search.reference_backend,
         require_no_inferior_group=search.require_no_inferior_group,
         deploy_backends=search.deploy_backends,
+        **_screening_metric(view),
     )
     return {"search": decision}
+
+
+def _screening_metric(view: RunView) -> dict:
+    """Accuracy, unless the run compares on its own metric (a pretrained model, or a metric other than
+    accuracy and AUROC: analysis.metric); then that metric, in its direction."""
+    from slimlab.evaluate.metrics import get_metric
+
+    ev = view.config.evaluate
+    if not uses_metric_path(view.config.to_dict()):
+        return {}
+    chosen = get_metric(ev.metric, ev.source)
+    return {"metric": chosen.name, "higher_is_better": chosen.higher_is_better}

@@ -3,8 +3,9 @@
 Each `mixed_int8` trial stores the sensitivity it measured on its seed's validation split
 (`artifacts["mixed_int8"]["sensitivity"]`, see `treatments.sensitivity`). Candidates of one seed share one
 analysis, so each (dataset, seed) is counted once. Per node: the mean rank, the mean SQNR of the node
-quantized alone, and the mean accuracy change with a t interval over seeds (the per-seed intervals over
-validation samples stay in the trials)."""
+quantized alone, and the mean change of the metric the nodes were scored on (accuracy, or for a pretrained
+encoder without labels its cosine fidelity to fp32) with a t interval over seeds (the per-seed intervals
+over validation samples stay in the trials)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def sensitivity_summary(trials: list[dict], alpha: float = 0.05) -> dict[str, di
         first = next(iter(seeds.values()))
         out[dataset] = {
             "method": first["method"],
+            "metric": first.get("metric", "accuracy"),  # records from before it was named: accuracy
+            "op_types": first.get("op_types"),
             "split": first["split"],
             "seeds": sorted(seeds),
             "ci_over": "seeds (t interval); per-seed BCa intervals over validation samples are in the trials",

@@ -90,6 +90,10 @@ def evaluate_trial(
     if chosen.name != "accuracy" or classes:
         targets = test.y if chosen.targets == "labels" else (reference.test if reference else logits)
         metrics[chosen.name], scores = score(chosen, logits, targets)
+    if chosen.name != "accuracy":
+        # The metric on validation too: what the search screens its candidates on (never on test).
+        targets = data.val.y if chosen.targets == "labels" else (reference.val if reference else val_outputs)
+        metrics[f"val_{chosen.name}"] = score(chosen, val_outputs, targets)[0]
     metrics.update(
         {
             "params": params,
@@ -257,6 +261,7 @@ def run_group(
                 parents[key] = error
         return parents[key]
 
+    metric = get_metric(config.evaluate.metric, config.evaluate.source)
     for spec in group:
         parent = parent_for(spec)
         if isinstance(parent, BaseException):
@@ -265,7 +270,7 @@ def run_group(
         dense, initial_state, trained, own, reference = parent
         progress.stage(f"{spec.dataset.label} seed {spec.seed}: {spec.variant.name}")
         context = TreatmentContext(
-            seed=seed, trainer=own, data=data, initial_state=initial_state, teacher=dense
+            seed=seed, trainer=own, data=data, initial_state=initial_state, teacher=dense, metric=metric
         )
         try:
             start = time.perf_counter()

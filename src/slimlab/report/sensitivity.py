@@ -10,8 +10,8 @@ from slimlab.report.templating import ENV
 
 
 def sensitivity_plot(summary: dict, title: str) -> str | None:
-    """Nodes in rank order: SQNR of each quantized alone (bars) and its accuracy change with the interval
-    over seeds (points), as a base64 PNG."""
+    """Nodes in rank order: SQNR of each quantized alone (bars) and the change of the metric they were
+    scored on, with the interval over seeds (points), as a base64 PNG."""
     from matplotlib.figure import Figure
 
     from slimlab.plotting import png_base64
@@ -36,7 +36,7 @@ def sensitivity_plot(summary: dict, title: str) -> str | None:
     hi = [100 * (r["ci"][1] - r["delta"]) if known(r["ci"][1]) else 0 for r in layers]
     ax2.errorbar(deltas, y, xerr=[lo, hi], fmt="o", color="tab:red", capsize=3)
     ax2.axvline(0, color="black", linewidth=0.8)
-    ax2.set_xlabel("validation accuracy change (points)")
+    ax2.set_xlabel(f"validation {summary.get('metric', 'accuracy')} change (points)")
     fig.suptitle(title, fontsize=9)
     return png_base64(fig)
 

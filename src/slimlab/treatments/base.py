@@ -16,6 +16,7 @@ from torch import nn
 
 from slimlab.data import Dataset
 from slimlab.errors import ConfigError, SlimlabError, UnknownNameError
+from slimlab.evaluate.metrics import Metric
 from slimlab.identity import Hparams
 from slimlab.registry import Registry
 from slimlab.train import Trainer
@@ -40,15 +41,17 @@ class TreatmentConfig(Hparams):
 class TreatmentContext:
     """What a treatment may use besides the model: the caller's trainer and data, the trial's seed, and
     the dense parent's state at initialisation (for lottery-ticket rewinding), and the trained dense parent
-    itself as `teacher` (for distillation; read-only, never modified). A treatment may put
-    JSON-able records of what it did into `artifacts` (e.g. per-round accuracies); the runner stores them
-    with the trial."""
+    itself as `teacher` (for distillation; read-only, never modified), and the run's `metric` (what a
+    treatment that measures its own effect, such as mixed precision's ranking, scores on; None outside a
+    run). A treatment may put JSON-able records of what it did into `artifacts` (e.g. per-round
+    accuracies); the runner stores them with the trial."""
 
     seed: int = 0
     trainer: Trainer | None = None
     data: Dataset | None = None
     initial_state: dict[str, Any] | None = None
     teacher: nn.Module | None = None
+    metric: Metric | None = None
     artifacts: dict[str, Any] = field(default_factory=dict)
 
     def require_training(self, kind: str) -> tuple[Trainer, Dataset]:

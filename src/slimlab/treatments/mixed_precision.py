@@ -2,8 +2,13 @@
 
 The ranking is `treatments.sensitivity.layer_sensitivity` on the validation split (each node quantized
 alone, paired per sample against fp32, with intervals); the k highest-ranked nodes are passed to ONNX
-Runtime's QDQ quantizer as `nodes_to_exclude`. The search varies k (`[search] mixed_precision_keep`), and
-each candidate is accepted or not by the same Holm-corrected non-inferiority rule as every other.
+Runtime's QDQ quantizer as `nodes_to_exclude`. The nodes are scored on the run's metric (accuracy with
+McNemar's test for a classifier; for a pretrained encoder without labels, the per-sentence cosine of the
+embedding to the fp32 one). `op_types` limits the ranked and quantized nodes to those op types, as for
+`static_int8` (MiniLM: `op_types = ["MatMul"]`). A model with several inputs (token ids and an attention
+mask) is exported and calibrated with all of them, as `static_int8` does. The search varies k
+(`[search] mixed_precision_keep`), and each candidate is accepted or not by the same Holm-corrected
+non-inferiority rule as every other.
 
 The kept nodes stay fp32, not bf16: ONNX Runtime's CPU provider has no bf16 Conv/Gemm kernels, so a bf16
 node would run through casts and a float kernel, slower than fp32 on this machine.
@@ -13,10 +18,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
+from slimlab.data.batches import as_float32, n_rows, take, to_numpy
 from slimlab.errors import SlimlabError
 from slimlab.treatments.base import TreatmentConfig, TreatmentContext, register_treatment
 from slimlab.treatments.ort_qdq import CalibrationName, quantizable_nodes, quantize_qdq
@@ -33,6 +40,9 @@ class MixedInt8(TreatmentConfig):
     per_channel: bool = True
     calibration_method: CalibrationName = "minmax"
     rank_by: RankBy = "sqnr"
+    # ONNX op types that are ranked and quantized ("MatMul", "Conv", "Gemm", ...); default: Conv, Gemm and
+    # MatMul are ranked, and every op type ONNX Runtime quantizes is quantized.
+    op_types: list[str] | None = Field(default=None, min_length=1, description="quantize only these op types")
     float_only: bool = Field(
         default=False, description="also measure each node kept alone in float (one more graph per node)"
     )
@@ -40,8 +50,7 @@ class MixedInt8(TreatmentConfig):
 
 @register_treatment(MixedInt8)
 def mixed_int8(model: nn.Module, config: MixedInt8, context: TreatmentContext) -> nn.Module:
-    from slimlab.evaluate import count_flops
-    from slimlab.treatments.static_quant import OrtModule, calibration_batch, export_onnx
+    from slimlab.treatments.static_quant import OrtModule, _flops_or_none, calibration_batch, export_onnx
 
     if context.data is None:
         raise SlimlabError("treatment 'mixed_int8' needs data (calibration and validation splits)")
@@ -53,43 +62,50 @@ def mixed_int8(model: nn.Module, config: MixedInt8, context: TreatmentContext) -
     start = time.perf_counter()
     model = model.cpu().eval()
     calib = calibration_batch(context, config.calibration_samples, config.kind)
-    graph = export_onnx(model, calib[:2])
+    graph = export_onnx(model, take(calib, slice(0, 2)))
+    nodes = [name for name, _ in quantizable_nodes(graph, config.op_types)]
+    if config.keep_float > len(nodes):
+        raise SlimlabError(
+            f"treatment 'mixed_int8': keep_float={config.keep_float} but the model has only {len(nodes)} "
+            "quantizable nodes" + (f" of op types {config.op_types}" if config.op_types else "")
+        )
     val = context.data.val
+    # Labels to score on: a classifier's classes or a regression's targets; a pretrained encoder's data
+    # carries placeholder integer targets and no classes, and is scored on fidelity to fp32.
+    labelled = context.data.num_classes > 0 or not np.issubdtype(np.asarray(val.y).dtype, np.integer)
+    calibration = to_numpy(calib)
     sensitivity = layer_sensitivity(
         graph,
-        calib.numpy(),
-        val.x.astype("float32"),
-        val.y,
+        calibration,
+        as_float32(val.x),
+        val.y if labelled else None,
+        metric=context.metric,
+        op_types=config.op_types,
         per_channel=config.per_channel,
         method=config.calibration_method,
         float_only=config.float_only,
         rank_by=config.rank_by,
     )
-    nodes = [name for name, _ in quantizable_nodes(graph)]
-    if config.keep_float > len(nodes):
-        raise SlimlabError(
-            f"treatment 'mixed_int8': keep_float={config.keep_float} but the model has only {len(nodes)} "
-            f"quantizable nodes"
-        )
     kept = sensitivity["ranking"][: config.keep_float]
     quantized = quantize_qdq(
         graph,
-        calib.numpy(),
+        calibration,
         per_channel=config.per_channel,
         method=config.calibration_method,
         nodes_to_exclude=kept,
+        op_types=config.op_types,
     )
     info = {
         "engine": "onnxruntime",
         "format": "QDQ",
         "kept_float": kept,
-        "flops_batch1": count_flops(model, calib[:1]),
+        "flops_batch1": _flops_or_none(model, take(calib, slice(0, 1))),
     }
     context.artifacts["mixed_int8"] = {
         "kept_float": kept,
         "quantized_nodes": [n for n in nodes if n not in kept],
         "calibration": {
-            "samples": len(calib),
+            "samples": n_rows(calib),
             "seed": context.seed,
             "split": "train",
             "method": config.calibration_method,

@@ -3,8 +3,11 @@ or per-channel weights, the calibration method (ORT's `CalibrationMethod`: min-m
 and which nodes stay in float (`nodes_to_exclude`) or are the only ones quantized (`nodes_to_quantize`).
 
 The quantizer itself is ORT's (`onnxruntime.quantization.quantize_static`); this module only feeds it
-numpy calibration batches and lists the nodes it would quantize, so that per-node sensitivity and mixed
-precision can name them."""
+numpy calibration batches (one array, or a tuple/dict of arrays for a model with several inputs, e.g. token
+ids and an attention mask) and lists the nodes it would quantize, so that per-node sensitivity and mixed
+precision can name them. A calibration cache file (ORT's `calibration_cache_path`) lets many graphs built
+from one fp32 graph share one calibration: the ranges depend only on the graph, the data, the method and
+the op types, not on which nodes are then quantized."""
 
 from __future__ import annotations
 
@@ -15,17 +18,39 @@ from typing import Literal
 
 import numpy as np
 
+from slimlab.data.batches import Inputs, as_float32, leaves, n_rows, take
+
 CalibrationName = Literal["minmax", "entropy", "percentile"]
 # Op types whose weights ORT's QDQ quantizer turns into int8 kernels (QLinearConv, QGemm, MatMulInteger).
 QUANTIZABLE_OPS = ("Conv", "Gemm", "MatMul")
 
 
-def quantizable_nodes(graph: bytes) -> list[tuple[str, str]]:
-    """(node name, op type) of each node the QDQ quantizer would give an int8 kernel, in graph order."""
+def quantizable_nodes(graph: bytes, op_types: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """(node name, op type) of each node the QDQ quantizer would give an int8 kernel, in graph order; with
+    `op_types`, the nodes of those op types instead (e.g. only MatMul in a transformer)."""
     import onnx
 
+    wanted = QUANTIZABLE_OPS if op_types is None else tuple(op_types)
     nodes = onnx.load_from_string(graph).graph.node
-    return [(n.name, n.op_type) for n in nodes if n.op_type in QUANTIZABLE_OPS]
+    return [(n.name, n.op_type) for n in nodes if n.op_type in wanted]
+
+
+def graph_inputs(graph: bytes) -> list[str]:
+    """The names of the graph's inputs that are fed (not initializers), in order."""
+    import onnx
+
+    proto = onnx.load_from_string(graph).graph
+    constants = {i.name for i in proto.initializer}
+    return [i.name for i in proto.input if i.name not in constants]
+
+
+def feeds(names: Sequence[str], batch: Inputs) -> dict[str, np.ndarray]:
+    """A session feed: the batch's arrays by input name, floats as float32, integers (token ids) as they
+    are."""
+    arrays = [np.ascontiguousarray(a) for a in leaves(as_float32(batch))]
+    if len(arrays) != len(names):
+        raise ValueError(f"the graph has {len(names)} inputs ({', '.join(names)}); got {len(arrays)} arrays")
+    return dict(zip(names, arrays, strict=True))
 
 
 def calibration_method(name: CalibrationName):
@@ -40,21 +65,25 @@ def calibration_method(name: CalibrationName):
 
 def quantize_qdq(
     graph: bytes,
-    calibration: np.ndarray,
+    calibration: Inputs,
     *,
     per_channel: bool = True,
     method: CalibrationName = "minmax",
     nodes_to_exclude: Sequence[str] = (),
     nodes_to_quantize: Sequence[str] | None = None,
-    input_name: str = "x",
+    op_types: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
+    calibration_cache: Path | None = None,
 ) -> bytes:
     """The QDQ int8 graph (uint8 activations, int8 weights: VNNI's u8 x s8 pairing), calibrated on
-    `calibration` (float32, a batch of inputs)."""
+    `calibration` (a batch of inputs). `op_types`: quantize only nodes of these op types (ORT's
+    `op_types_to_quantize`; default: every op type ORT quantizes). `names`: the graph's input names (read
+    from the graph when not given). `calibration_cache`: a file where the ranges are saved on the first
+    call and read on the next ones (same graph, data, method and op types)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    batches = [
-        {input_name: calibration[i : i + 64].astype(np.float32)} for i in range(0, len(calibration), 64)
-    ]
+    names = list(names) if names is not None else graph_inputs(graph)
+    batches = [feeds(names, take(calibration, slice(i, i + 64))) for i in range(0, n_rows(calibration), 64)]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -78,20 +107,22 @@ def quantize_qdq(
             weight_type=QuantType.QInt8,
             nodes_to_exclude=list(nodes_to_exclude),
             nodes_to_quantize=list(nodes_to_quantize) if nodes_to_quantize is not None else None,
+            op_types_to_quantize=list(op_types) if op_types is not None else None,
             calibrate_method=calibration_method(method),
+            calibration_cache_path=calibration_cache,
         )
         return dst.read_bytes()
 
 
-def run_graph(graph: bytes, x: np.ndarray, threads: int = 1, input_name: str = "x") -> np.ndarray:
-    """Outputs of `graph` on `x` in a plain CPU session (batches of 256)."""
+def run_graph(graph: bytes, x: Inputs, threads: int = 1) -> np.ndarray:
+    """Outputs of `graph` on `x` (one array, or a tuple/dict of arrays in the graph's input order) in a
+    plain CPU session (batches of 256)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    out = [
-        session.run(None, {input_name: x[i : i + 256].astype(np.float32)})[0] for i in range(0, len(x), 256)
-    ]
+    names = [i.name for i in session.get_inputs()]
+    out = [session.run(None, feeds(names, take(x, slice(i, i + 256))))[0] for i in range(0, n_rows(x), 256)]
     return np.concatenate(out) if out else np.empty((0,), np.float32)
