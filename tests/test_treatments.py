@@ -194,3 +194,35 @@ def test_unknown_treatment_lists_the_known():
 
     with pytest.raises(UnknownNameError, match="unknown treatment config 'NotRegistered'"):
         apply(_model(), NotRegistered())
+
+
+class _KeywordModel(torch.nn.Module):
+    """Two keyword inputs and dropout, as a Hugging Face encoder has them."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(20, 8)
+        self.drop = torch.nn.Dropout(0.5)
+        self.out = torch.nn.Linear(8, 3)
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.drop(self.embed(input_ids)) * attention_mask.unsqueeze(-1)
+        return self.out(hidden.mean(1))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_export_of_a_keyword_input_model_leaves_its_mode_and_outputs_alone(training):
+    from slimlab.treatments.static_quant import export_onnx
+
+    torch.manual_seed(0)
+    model = _KeywordModel().eval()
+    batch = {"input_ids": torch.randint(0, 20, (4, 6)), "attention_mask": torch.ones(4, 6, dtype=torch.long)}
+    with torch.no_grad():
+        before = model(**batch)
+    model.train(training)
+    export_onnx(model, batch)
+    # The old export left the module in training mode (dropout on), whatever mode it came in.
+    assert model.training == training and model.drop.training == training
+    if not training:
+        with torch.no_grad():
+            torch.testing.assert_close(model(**batch), before)

@@ -127,16 +127,24 @@ def export_onnx(model: nn.Module, example: Inputs) -> bytes:
     )
     dynamic = {name: {0: "batch"} for name in names}
     dynamic["logits"] = {0: "batch"}
-    with _quiet(), torch.no_grad():
-        torch.onnx.export(
-            _Positional(model.eval(), names) if isinstance(example, dict) else model.eval(),
-            args,
-            buffer,
-            input_names=names,
-            output_names=["logits"],
-            dynamic_axes=dynamic,
-            dynamo=False,
-        )
+    # The exporter puts the module it is given back in that module's own train/eval mode, recursively. The
+    # keyword wrapper is a new module, in training mode unless told otherwise: it used to leave a Hugging
+    # Face encoder in training mode after its export, dropout on, its eager outputs changed (by up to 0.7
+    # on a tiny BERT). The wrapper is exported in eval mode, and the caller's mode is restored.
+    was_training = model.training
+    try:
+        with _quiet(), torch.no_grad():
+            torch.onnx.export(
+                _Positional(model.eval(), names).eval() if isinstance(example, dict) else model.eval(),
+                args,
+                buffer,
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=dynamic,
+                dynamo=False,
+            )
+    finally:
+        model.train(was_training)
     return buffer.getvalue()
 
 
