@@ -78,7 +78,8 @@ def _session(graph: bytes, shape: tuple[int, ...], threads: int) -> Callable[[np
     prepared = OrtSessionBackend(threads=threads).prepare(
         from_module(OrtModule(graph), shape), torch.zeros(2, *shape)
     )
-    return prepared.run
+    (name,) = prepared.to_input(torch.zeros(1, *shape))  # the graph's one input
+    return lambda x: prepared.run({name: x})
 
 
 def _torch(module: torch.nn.Module, dtype: torch.dtype) -> Callable[[np.ndarray], np.ndarray]:

@@ -36,8 +36,26 @@ def test_session_backend_runs_the_treatments_own_graph_not_the_wrapper(int8_modu
     x = torch.randn(5, 40)
     # Same graph and kernels as the OrtModule: identical outputs, on numpy input (no torch in the loop).
     np.testing.assert_allclose(prepared(x), int8_module(x).numpy(), rtol=1e-5, atol=1e-6)
-    assert isinstance(prepared.to_input(x), np.ndarray)
+    (feed,) = prepared.to_input(x).values()  # the session's feeds, made before the timed call
+    assert isinstance(feed, np.ndarray) and feed.dtype == np.float32
     assert prepared.size_bytes == int8_module.onnx_model.numel()
+
+
+def test_session_backend_feeds_every_input_of_a_token_id_encoder(tmp_path):
+    pytest.importorskip("transformers")
+    from slimlab.data.batches import first_tensor
+    from slimlab.models.loading import load_hf
+    from tests.tiny_encoder import tiny_bert_dir, token_batch
+
+    encoder = load_hf(tiny_bert_dir(tmp_path / "bert")).eval()
+    batch = {k: torch.from_numpy(v) for k, v in token_batch(6).items()}
+    model = from_module(encoder, (16,), "bert")
+    prepared = OrtSessionBackend(threads=1).prepare(model, {k: v[:2] for k, v in batch.items()})
+    feeds = prepared.to_input(batch)
+    assert sorted(feeds) == ["attention_mask", "input_ids"] and feeds["input_ids"].dtype == np.int64
+    with torch.inference_mode():
+        expected = first_tensor(encoder(**batch)).numpy()
+    np.testing.assert_allclose(prepared(batch), expected, rtol=1e-3, atol=1e-4)
 
 
 def test_float_module_is_exported_with_the_torchscript_exporter(mlp):

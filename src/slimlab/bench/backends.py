@@ -296,6 +296,51 @@ def onnx_precision_of(graph: bytes) -> str:
     return "int8" if ops & int8_ops else "fp32"
 
 
+def export_inputs_onnx(module: torch.nn.Module, example: Inputs) -> tuple[bytes, str]:
+    """The module as ONNX for any example input: one float tensor through `export_onnx_bytes`; several
+    inputs, dicts or integer ids through the TorchScript exporter, which names every input and handles
+    keyword-input models (Hugging Face encoders) that torch.export often cannot. torch.ao's int8 modules
+    are refused before the attempt, as for one float input (the exporter fails on them after printing the
+    whole TorchScript graph)."""
+    if isinstance(example, torch.Tensor) and example.is_floating_point():
+        return export_onnx_bytes(module, example.cpu())
+    if torch_precision(module) == "int8":
+        raise BackendSkipped(TORCH_AO_INT8_SKIP)
+    from slimlab.treatments.static_quant import export_onnx as export_torchscript
+
+    try:
+        return export_torchscript(module, to_torch(example)), "torch.onnx (torchscript)"
+    except Exception as e:
+        raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
+
+
+def session_feeds(session: Any) -> Callable[[Inputs], dict[str, np.ndarray]]:
+    """Host inputs (a tensor, a tuple, or a dict by input name) -> the session's feeds, each array in the
+    dtype its graph input declares (token ids int64, a float16 graph's inputs float16)."""
+    from slimlab.models.ort import _ORT_DTYPES
+
+    graph_inputs = [(i.name, _ORT_DTYPES.get(i.type, np.float32)) for i in session.get_inputs()]
+
+    def to_feeds(x: Inputs) -> dict[str, np.ndarray]:
+        arrays = to_numpy(x)
+        if isinstance(arrays, dict):
+            missing = [n for n, _ in graph_inputs if n not in arrays]
+            if missing:
+                names = ", ".join(n for n, _ in graph_inputs)
+                raise BackendSkipped(f"the inputs have no {missing[0]!r} (graph inputs: {names})")
+            values = [arrays[n] for n, _ in graph_inputs]
+        else:
+            values = leaves(arrays)
+            if len(values) != len(graph_inputs):
+                raise BackendSkipped(f"the graph takes {len(graph_inputs)} inputs; got {len(values)}")
+        return {
+            n: np.ascontiguousarray(v).astype(d, copy=False)
+            for (n, d), v in zip(graph_inputs, values, strict=True)
+        }
+
+    return to_feeds
+
+
 @dataclass(frozen=True)
 class OnnxRuntimeBackend:
     """ONNX Runtime on the best available provider. `quantize="dynamic_int8"` runs ORT's own dynamic int8
@@ -333,24 +378,8 @@ class OnnxRuntimeBackend:
             module = _need_module(model, self.name)
             # Never a path from the model's name, which is user text (a variant name): a fixed file name.
             path = workdir / "model.onnx"
-            try:
-                if isinstance(example, torch.Tensor) and example.is_floating_point():
-                    exporter = export_onnx(module, example.cpu(), path)
-                else:
-                    # Several inputs, dicts, integer ids: the TorchScript exporter names every input and
-                    # handles keyword-input models (Hugging Face encoders) that torch.export often cannot.
-                    # torch.ao's int8 modules are refused before the attempt, as for one float input (the
-                    # exporter fails on them after printing the whole TorchScript graph).
-                    if torch_precision(module) == "int8":
-                        raise BackendSkipped(TORCH_AO_INT8_SKIP)
-                    from slimlab.treatments.static_quant import export_onnx as export_torchscript
-
-                    path.write_bytes(export_torchscript(module, to_torch(example)))
-                    exporter = "torch.onnx (torchscript)"
-            except BackendSkipped:
-                raise
-            except Exception as e:
-                raise BackendSkipped(f"ONNX export failed: {_first_line(e)}") from None
+            data, exporter = export_inputs_onnx(module, example)
+            path.write_bytes(data)
         if self.quantize == "dynamic_int8":
             path = self._quantize(path, workdir / f"{path.stem}.int8.onnx")
         elif self.quantize is not None:
@@ -368,28 +397,7 @@ class OnnxRuntimeBackend:
             if not keep:  # a temporary file's path differs per trial: name the file only, so reasons group
                 reason = reason.replace(str(path), path.name)
             raise BackendSkipped(f"onnxruntime could not load the model: {reason}") from None
-        from slimlab.models.ort import _ORT_DTYPES
-
-        graph_inputs = [(i.name, _ORT_DTYPES.get(i.type, np.float32)) for i in session.get_inputs()]
-
-        def to_feeds(x: Inputs) -> dict[str, np.ndarray]:
-            arrays = to_numpy(x)
-            if isinstance(arrays, dict):
-                missing = [n for n, _ in graph_inputs if n not in arrays]
-                if missing:
-                    raise BackendSkipped(
-                        f"the inputs have no {missing[0]!r} (graph inputs: "
-                        f"{', '.join(n for n, _ in graph_inputs)})"
-                    )
-                values = [arrays[n] for n, _ in graph_inputs]
-            else:
-                values = leaves(arrays)
-                if len(values) != len(graph_inputs):
-                    raise BackendSkipped(f"the graph takes {len(graph_inputs)} inputs; got {len(values)}")
-            return {
-                n: np.ascontiguousarray(v).astype(d, copy=False)
-                for (n, d), v in zip(graph_inputs, values, strict=True)
-            }
+        to_feeds = session_feeds(session)
 
         def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
             return session.run(None, feeds)[0]

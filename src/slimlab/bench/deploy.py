@@ -25,10 +25,12 @@ from slimlab.bench.backends import (
     BackendSkipped,
     Prepared,
     choose_providers,
-    export_onnx_bytes,
+    export_inputs_onnx,
     onnx_precision_of,
+    session_feeds,
 )
 from slimlab.bench.loading import LoadedModel
+from slimlab.data.batches import Inputs
 
 Optimization = Literal["disable", "basic", "extended", "all"]
 ExecutionMode = Literal["sequential", "parallel"]
@@ -55,7 +57,7 @@ def session_options(
     return options
 
 
-def deployable_onnx(model: LoadedModel, example: torch.Tensor) -> tuple[bytes, str]:
+def deployable_onnx(model: LoadedModel, example: Inputs) -> tuple[bytes, str]:
     """The ONNX graph that would ship for `model`, and where it came from: an ORT-backed module's own graph
     (static int8 QDQ), the input ONNX file, or a float module exported by torch.onnx."""
     module = model.module
@@ -65,7 +67,7 @@ def deployable_onnx(model: LoadedModel, example: torch.Tensor) -> tuple[bytes, s
         return model.onnx_path.read_bytes(), "input file"
     if module is None:
         raise BackendSkipped(f"nothing to deploy: the input is a {model.source} file without a graph")
-    return export_onnx_bytes(module, example.cpu())
+    return export_inputs_onnx(module, example)
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class OrtSessionBackend:
     # The graph is the deployed model itself (fp32, or the treatment's int8 graph): same numerics as eager.
     tolerance: tuple[float, float] | None = (1e-3, 1e-4)
 
-    def prepare(self, model: LoadedModel, example: torch.Tensor) -> Prepared:
+    def prepare(self, model: LoadedModel, example: Inputs) -> Prepared:
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -92,19 +94,16 @@ class OrtSessionBackend:
             session = ort.InferenceSession(graph, options, providers=providers)
         except Exception as e:
             raise BackendSkipped(f"onnxruntime could not load the model: {type(e).__name__}: {e}") from None
-        inp = session.get_inputs()[0]
-        dtype = np.float16 if "float16" in inp.type else np.float32
-        name = inp.name
         used = session.get_providers()[0]
 
-        def run(x: np.ndarray) -> np.ndarray:
-            return session.run(None, {name: x})[0]
+        def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+            return session.run(None, feeds)[0]
 
         return Prepared(
             self.name,
             "cuda" if used in PROVIDER_PREFERENCE[:2] else "cpu",
             run,
-            lambda x: x.detach().cpu().numpy().astype(dtype, copy=False),
+            session_feeds(session),
             lambda y: np.asarray(y, dtype=np.float32),
             None,
             size_bytes=len(graph),
