@@ -3,12 +3,13 @@
     PYTHONPATH=src python benchmarks/search_table.py [--workloads cnn,mlp512,mlp784,own_cnn,minilm]
         [--out runs/search_table] [--reps 5] [--min-time 0.2] [--json out.json] [--quick]
 
-For each workload (benchmarks/search_table/NAME.toml; MiniLM is examples/search_minilm.toml):
+For each workload (benchmarks/search_table/NAME.toml):
 
-1. `slimlab run` with its `[search]` section, as a user runs it: 5 seeds (MiniLM 3), structured pruning at
-   0 and 50% with distillation from the dense parent, static int8 (per-channel or per-tensor), mixed
-   precision, every candidate deployed on a bare ONNX Runtime session at 1 and 2 threads; verdicts by the
-   Holm-corrected non-inferiority rule on the test split. A finished run in `--out` is reused.
+1. `slimlab run` with its `[search]` section, as a user runs it: 5 or 10 seeds (MiniLM 3), structured
+   pruning (the CNNs 25 and 50% of channels, the MLPs 50 and 75% of units) fine-tuned with distillation
+   from the dense parent, static int8 (per-channel or per-tensor), mixed precision (MiniLM: MatMul int8,
+   no pruning), every candidate deployed on a bare ONNX Runtime session at 1 and 2 threads; verdicts by
+   the Holm-corrected non-inferiority rule on the test split. A finished run in `--out` is reused.
 2. The search's decision at batch 1 and at batch 64, from that run's trials (`search_decision`, the same
    function the report uses; the run itself ranks at batch 64).
 3. One interleaved timing (A B C ... A B C ..., `--reps` rounds, each cell's p50 per round) of, at that
@@ -47,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from slimlab.analysis.search import search_decision
+from slimlab.analysis.search import screening_metric, search_decision
 from slimlab.bench.deploy import session_options
 from slimlab.bench.latency import measure
 from slimlab.config import load_experiment
@@ -73,7 +74,7 @@ WORKLOADS = {
     "mlp512": HERE / "mlp512.toml",
     "mlp784": HERE / "mlp784.toml",
     "own_cnn": HERE / "own_cnn.toml",
-    "minilm": ROOT / "examples" / "search_minilm.toml",
+    "minilm": HERE / "minilm.toml",
 }
 ONE_STEP = (
     "torch fp32",
@@ -130,6 +131,7 @@ def decide(results: dict, config, batch: int) -> dict:
         batch_size=batch,
         reference_backend=search.reference_backend,
         deploy_backends=search.deploy_backends,
+        **screening_metric(config),
     )
     return next(iter(decisions.values()))
 

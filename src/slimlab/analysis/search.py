@@ -30,6 +30,7 @@ from slimlab.analysis.summary import geomean, pareto_front
 from slimlab.analysis.view import RunView
 from slimlab.bench import records as bench_records
 from slimlab.bench.deploy import deployed_latency, one_step_cells
+from slimlab.config import ExperimentConfig
 from slimlab.evaluate.fairness import inferior_groups
 from slimlab.stats import mean_ci
 from slimlab.stats.verdict import decide, holm_family
@@ -239,18 +240,19 @@ def search_analysis(view: RunView, results: dict) -> dict:
         reference_backend=search.reference_backend,
         require_no_inferior_group=search.require_no_inferior_group,
         deploy_backends=search.deploy_backends,
-        **_screening_metric(view),
+        **screening_metric(view.config),
     )
     return {"search": decision}
 
 
-def _screening_metric(view: RunView) -> dict:
+def screening_metric(config: ExperimentConfig) -> dict:
     """Accuracy, unless the run compares on its own metric (a pretrained model, or a metric other than
-    accuracy and AUROC: analysis.metric); then that metric, in its direction."""
+    accuracy and AUROC: analysis.metric); then that metric, in its direction (`search_decision`'s
+    `metric` and `higher_is_better`)."""
     from slimlab.evaluate.metrics import get_metric
 
-    ev = view.config.evaluate
-    if not uses_metric_path(view.config.to_dict()):
+    ev = config.evaluate
+    if not uses_metric_path(config.to_dict()):
         return {}
     chosen = get_metric(ev.metric, ev.source)
     return {"metric": chosen.name, "higher_is_better": chosen.higher_is_better}
