@@ -364,4 +364,7 @@ deploy_backends = ["eager"]
     # An int8 tiny encoder keeps its cosine within 0.05 and is faster in ORT than in torch: accepted, and
     # the headline states the change in the run's metric, not in accuracy.
     assert search["accepted"] is not None
-    assert "; cosine " in results["headline"]["datasets"][0]["sentence"]
+    sentence = results["headline"]["datasets"][0]["sentence"]
+    assert "; cosine " in sentence
+    # Compared per test sample (a pretrained model): the sentence says what its quality interval is over.
+    assert "(the cosine interval over test samples, paired per sample)" in sentence

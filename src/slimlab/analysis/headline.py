@@ -598,6 +598,11 @@ def recommendation(results: dict, dataset: str) -> dict | None:
         + f", non-inferior after Holm (p = {p:.2g}, margin {100 * margin:g} pt"
         + ("" if margin == 0.01 else "s")
         + f"); 95% intervals over {seeds_words}"
+        + (
+            f" (the {quality} interval over test samples, paired per sample)"
+            if row.get("test_interval_unit") == "test samples"
+            else ""
+        )
     )
     if flagged:
         out["why"] = (

@@ -145,6 +145,7 @@ def search_decision(
                     "screened_in": _not_confidently_worse(val_delta, margin, alpha),
                     "test_delta": c.get("delta"),
                     "test_ci": c.get("ci"),
+                    "test_interval_unit": c.get("interval_unit", "seeds"),
                     "p_noninferiority": c.get("p_noninferiority"),
                     "inconclusive_reason": c.get("inconclusive_reason"),
                 }

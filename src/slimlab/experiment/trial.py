@@ -20,7 +20,7 @@ from slimlab.bench import from_module, gemm_peak, run_benchmark
 from slimlab.bench.stability import machine_load
 from slimlab.config import ExperimentConfig
 from slimlab.data import Dataset, load_dataset
-from slimlab.data.batches import take, to_torch
+from slimlab.data.batches import Inputs, take, to_torch
 from slimlab.evaluate import count_flops, count_parameters, serialized_size
 from slimlab.evaluate.groups import trial_group_metrics
 from slimlab.evaluate.metrics import fidelity, get_metric, score
@@ -38,19 +38,19 @@ def failed_record(spec: TrialSpec, error: BaseException) -> TrialRecord:
     return TrialRecord.failed(spec, error)
 
 
-def save_model(model: nn.Module, example: torch.Tensor, path: Path) -> str | None:
+def save_model(model: nn.Module, example: Inputs, path: Path) -> str | None:
     """Write the treated model as ONNX (atomically); return why not, or None when saved. A model that
     already runs in ONNX Runtime (static int8) is written as it is; one that ONNX cannot express
     (torch.ao's dynamic int8 modules) is not saved, and the trial record says why."""
-    from slimlab.bench.backends import export_onnx
+    from slimlab.bench.backends import export_inputs_onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.onnx")
     try:
         if isinstance(getattr(model, "onnx_model", None), torch.Tensor):
             tmp.write_bytes(model.onnx_model.numpy().tobytes())
-        else:
-            export_onnx(model, example, tmp)
+        else:  # one float input, or several (token ids and a mask), each named in the graph
+            tmp.write_bytes(export_inputs_onnx(model, example)[0])
     except Exception as e:  # the export is a convenience: its failure must not fail the trial
         tmp.unlink(missing_ok=True)
         return f"not exportable to ONNX: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
