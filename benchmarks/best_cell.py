@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from slimlab.bench.backends import ort_dynamic_int8
 from slimlab.bench.deploy import OrtSessionBackend, wrapper_overhead
 from slimlab.bench.latency import measure
 from slimlab.bench.loading import from_module
@@ -54,24 +55,6 @@ MODELS = {
 def _cpu() -> str:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     return next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
-
-
-def _ort_dynamic(graph: bytes) -> bytes:
-    import logging
-    import tempfile
-    from pathlib import Path
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.disable(logging.WARNING)  # ORT's pre-processing hint, on the root logger
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp) / "a.onnx", Path(tmp) / "b.onnx"
-            src.write_bytes(graph)
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-            return dst.read_bytes()
-    finally:
-        logging.disable(logging.NOTSET)
 
 
 def _session(graph: bytes, shape: tuple[int, ...], threads: int) -> Callable[[np.ndarray], np.ndarray]:
@@ -110,7 +93,7 @@ def workload(name: str, epochs: int, data) -> dict:
         "torch fp32": ("one-step", _torch(model, torch.float32)),
         "torch bf16": ("one-step", _torch(apply(model, HalfPrecision(dtype="bf16")), torch.bfloat16)),
         "ORT fp32": ("one-step", _session(graph, shape, default)),
-        "ORT dynamic int8": ("one-step", _session(_ort_dynamic(graph), shape, default)),
+        "ORT dynamic int8": ("one-step", _session(ort_dynamic_int8(graph), shape, default)),
         "ORT static int8 QDQ": ("one-step", _session(static, shape, default)),
     }
     graphs = {"ORT fp32": graph, "static int8 per-channel": static, "static int8 per-tensor": static_pt}

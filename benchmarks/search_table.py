@@ -37,7 +37,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,9 @@ import numpy as np
 import torch
 
 from slimlab.analysis.search import screening_metric, search_decision
-from slimlab.bench.deploy import session_options
+from slimlab.bench.backends import ort_dynamic_int8
+from slimlab.bench.deploy import deployed_latency, session_options
+from slimlab.bench.environment import environment
 from slimlab.bench.latency import measure
 from slimlab.config import load_experiment
 from slimlab.data import load_dataset
@@ -87,23 +88,6 @@ ONE_STEP = (
     "OpenVINO fp32",
     "NNCF int8 on OpenVINO",
 )
-
-
-def machine() -> dict:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    fields = dict(ln.split(":", 1) for ln in out.splitlines() if ":" in ln)
-    flags = fields.get("Flags", "").split()
-    import onnxruntime
-
-    return {
-        "cpu": fields.get("Model name", "?").strip(),
-        "cpus": os.cpu_count(),
-        "isa": [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f in flags],
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-    }
 
 
 def run_search(name: str, out: Path, quick: bool) -> Path:
@@ -156,47 +140,31 @@ def session(graph: bytes, threads: int) -> Callable[[Inputs], object]:
     return run
 
 
-def dynamic_int8(graph: bytes) -> bytes:
-    import logging
-    import tempfile
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    logging.disable(logging.WARNING)  # ORT's pre-processing hint, on the root logger
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            src, dst = Path(tmp) / "a.onnx", Path(tmp) / "b.onnx"
-            src.write_bytes(graph)
-            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-            return dst.read_bytes()
-    finally:
-        logging.disable(logging.NOTSET)
-
-
 def nncf_int8(graph: bytes, calibration: Inputs) -> tuple[bytes, object]:
     """NNCF's post-training int8 (`nncf.quantize`, its defaults: 300 samples, fast bias correction), as a
     user of Intel's tools does it in one call: on the ONNX graph (a QDQ graph for ONNX Runtime) and on the
     OpenVINO model converted from it."""
-    import tempfile
-
     import nncf
     import onnx
-    import openvino as ov
 
     names = [i.name for i in onnx.load_from_string(graph).graph.input]
-    rows = [take_row(calibration, i) for i in range(min(300, n_rows(calibration)))]
+    rows = [take(calibration, slice(i, i + 1)) for i in range(min(300, n_rows(calibration)))]
     feeds = nncf.Dataset(rows, lambda r: dict(zip(names, leaves(r), strict=True)))
     onnx_int8 = nncf.quantize(onnx.load_from_string(graph), feeds, subset_size=len(rows))
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(graph)
-        ov_model = ov.convert_model(str(path))
-    ov_int8 = nncf.quantize(ov_model, feeds, subset_size=len(rows))
+    ov_int8 = nncf.quantize(openvino_model(graph), feeds, subset_size=len(rows))
     return onnx_int8.SerializeToString(), ov_int8
 
 
-def take_row(x: Inputs, i: int) -> Inputs:
-    return map_leaves(x, lambda a: np.ascontiguousarray(a[i : i + 1]))
+def openvino_model(graph: bytes) -> object:
+    """An ONNX graph as an OpenVINO model (`openvino.convert_model` reads it from a file)."""
+    import tempfile
+
+    import openvino as ov
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(graph)
+        return ov.convert_model(str(path))
 
 
 def openvino(model: object, batch_inputs: Inputs, threads: int) -> Callable[[Inputs], object]:
@@ -204,15 +172,7 @@ def openvino(model: object, batch_inputs: Inputs, threads: int) -> Callable[[Inp
     stream, the latency hint: how OpenVINO's documentation deploys a latency-bound model."""
     import openvino as ov
 
-    if isinstance(model, bytes):
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.onnx"
-            path.write_bytes(model)
-            model = ov.convert_model(str(path))
-    else:
-        model = model.clone()
+    model = openvino_model(model) if isinstance(model, bytes) else model.clone()
     arrays = leaves(batch_inputs)
     model.reshape({i: list(a.shape) for i, a in enumerate(arrays)})
     config = {"INFERENCE_NUM_THREADS": threads, "NUM_STREAMS": 1, "PERFORMANCE_HINT": "LATENCY"}
@@ -236,27 +196,13 @@ def torch_cell(module: torch.nn.Module, dtype: torch.dtype) -> Callable[[Inputs]
 
 def deployment(row: dict | None, dense: dict, batch: int) -> tuple[str, int]:
     """(variant, session threads) the search ships: the accepted row's, else the dense model's fastest."""
-    chosen = row["deployment"] if row else None
-    if chosen is None:
-        best = min(
-            (b for b in dense["bench"] if _session_cell(b, batch)), key=lambda b: b["latency_ms"]["p50"]
-        )
-        return dense["variant"], int(best["threads"])
-    return row["variant"], int(chosen["threads"])
-
-
-def _session_cell(record: dict, batch: int) -> bool:
-    return (
-        record.get("backend") == "onnxruntime-session"
-        and record.get("status") == "ok"
-        and record.get("scenario") == "offline"
-        and record.get("batch_size") == batch
-    )
+    if row and row["deployment"]:
+        return row["variant"], int(row["deployment"]["threads"])
+    return dense["variant"], int(deployed_latency(dense, batch, ("onnxruntime-session",))["threads"])
 
 
 def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: float) -> list[dict]:
     results = json.loads((run_dir / "results.json").read_text())
-    sys.path[:0] = [str(ROOT / "examples" / "own_model"), str(ROOT / "examples")]
     config = load_experiment(WORKLOADS[name])
     seed = min(t["seed"] for t in results["trials"])
     data = load_dataset(config.data[0], seed)
@@ -270,7 +216,7 @@ def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: 
         "torch fp32": torch_cell(module, torch.float32),
         "torch bf16": torch_cell(apply(module, HalfPrecision(dtype="bf16")), torch.bfloat16),
         "ORT fp32": session(dense_graph, default),
-        "ORT dynamic int8": session(dynamic_int8(dense_graph), default),
+        "ORT dynamic int8": session(ort_dynamic_int8(dense_graph), default),
         "ORT static int8 QDQ": session(
             (run_dir / _trial(results, "search-s0-static_int8")["model_file"]).read_bytes(), default
         ),
@@ -418,7 +364,8 @@ def main() -> None:
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         raise SystemExit(f"--workloads: unknown {unknown}; expected some of {sorted(WORKLOADS)}")
-    out = {"machine": machine(), "load1_start": os.getloadavg()[0], "runs": {}, "rows": []}
+    sys.path[:0] = [str(ROOT / "examples" / "own_model"), str(ROOT / "examples")]  # the workloads' factories
+    out = {"machine": environment(), "load1_start": os.getloadavg()[0], "runs": {}, "rows": []}
     for name in names:
         run_dir = run_search(name, Path(args.out), args.quick)
         wall = run_dir / "wall_seconds.txt"

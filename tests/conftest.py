@@ -84,3 +84,13 @@ def tiny_report(tmp_path_factory):
     result = CliRunner().invoke(app, ["run", str(root / "r.toml"), "--out", str(root / "out"), "--quick"])
     assert result.exit_code == 0, result.output + result.stderr
     return root / "out", (root / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def load_script(path: Path):
+    """A script outside the package (benchmarks/*.py) imported as a module, so that tests call its parts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

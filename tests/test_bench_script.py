@@ -1,6 +1,5 @@
 """benchmarks/run_benchmarks.py: its BENCHMARKS.md section, and (slow) one quick run end to end."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -8,15 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "run_benchmarks.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("run_benchmarks", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 def test_section_is_replaced_and_the_rest_kept(tmp_path):

@@ -2,7 +2,6 @@
 claims (pruning distilled from the dense parent, static and mixed int8, ORT sessions), and (slow) one quick
 run end to end."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,16 +10,14 @@ from pathlib import Path
 import pytest
 
 from slimlab.config import load_experiment
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "search_table.py"
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("search_table", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT)
 
 
 @pytest.mark.parametrize("name", ["cnn", "mlp512", "mlp784", "own_cnn"])
