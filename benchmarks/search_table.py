@@ -7,8 +7,9 @@ For each workload (benchmarks/search_table/NAME.toml):
 
 1. `slimlab run` with its `[search]` section, as a user runs it: 5 or 10 seeds (MiniLM 3), structured
    pruning (the CNNs 25 and 50% of channels, the MLPs 50 and 75% of units) fine-tuned with distillation
-   from the dense parent, static int8 (per-channel or per-tensor), mixed precision (MiniLM: MatMul int8,
-   no pruning), every candidate deployed on a bare ONNX Runtime session at 1 and 2 threads; verdicts by
+   from the dense parent, static int8 (per-channel or per-tensor), ONNX Runtime's dynamic int8 (the MLPs and
+   MiniLM), mixed precision (MiniLM: MatMul int8, the rest static or dynamic, no pruning), every candidate
+   deployed on a bare ONNX Runtime session at 1 and 2 threads; verdicts by
    the Holm-corrected non-inferiority rule on the test split. A finished run in `--out` is reused.
 2. The search's decision at batch 1 and at batch 64, from that run's trials (`search_decision`, the same
    function the report uses; the run itself ranks at batch 64).

@@ -37,6 +37,26 @@ def test_worker_processes_match_in_process(reference, tmp_path):
     assert len(json.loads((tmp_path / "o" / "results.json").read_text())["trials"]) == 6
 
 
+def test_the_driver_runs_groups_beside_its_workers(reference, tmp_path, monkeypatch):
+    """`--workers 2` is the driver and one spawned worker. The old pool left the driver idle while two
+    spawned workers paid their start-up, and was slower than one process on a grid of small trials."""
+    import slimlab.experiment.executors as executors
+
+    config, expected = reference
+    in_driver: list[int] = []
+    run_here = executors.execute_task
+
+    def counted(task, emit, progress=None):
+        in_driver.append(len(task.trial_ids))
+        run_here(task, emit, progress)
+
+    monkeypatch.setattr(executors, "execute_task", counted)  # spawned workers import the unpatched one
+    trials = run_experiment(config, tmp_path, executor=WorkerPoolExecutor(2, threads=1))
+    assert sorted(_stable(trials)) == sorted(_stable(expected))
+    assert in_driver and sum(in_driver) < len(expected)  # both processes ran groups
+    assert all(b["concurrent_workers"] == 2 for t in trials for b in t["bench"])
+
+
 def _die_on_seed_1(config, group, workers, run_dir=None):
     """A task whose worker process dies mid-group, as with the OOM killer."""
     from slimlab.experiment.executors import GroupTask

@@ -220,6 +220,49 @@ def test_mixed_precision_search_runs_end_to_end_with_sensitivity_in_the_report(t
     assert "Per-node quantization sensitivity" in html and "Best single cell" in html
 
 
+def test_ort_dynamic_int8_is_a_search_candidate_that_deploys_on_a_session():
+    """ONNX Runtime's dynamic int8 (the best one-step cell on MiniLM) as a search candidate: the chain
+    quantizes on ONNX Runtime, whose OrtModule a bare session deploys; the torch.ao candidate is kept."""
+    from slimlab.config import SearchConfig
+
+    candidates = SearchConfig(
+        structured_sparsity=[0.0, 0.5], precision=["dynamic_int8", "ort_dynamic_int8"], finetune_epochs=1
+    ).candidates()
+    by_name = {c.name: c for c in candidates}
+    assert sorted(by_name) == [
+        "search-s0-dynamic_int8",
+        "search-s0-ort_dynamic_int8",
+        "search-s50-dynamic_int8",
+        "search-s50-ort_dynamic_int8",
+    ]
+    ort_step = by_name["search-s50-ort_dynamic_int8"].treatments[-1]
+    assert ort_step.kind == "dynamic_int8" and ort_step.backend == "onnxruntime"
+    assert by_name["search-s0-dynamic_int8"].treatments[-1].backend == "torch_ao"
+    assert [t.kind for t in by_name["search-s50-ort_dynamic_int8"].treatments] == [
+        "structured_prune",
+        "dynamic_int8",
+    ]
+
+
+def test_mixed_precision_on_dynamic_int8_is_one_candidate_per_k():
+    from slimlab.config import SearchConfig
+
+    axes = {"structured_sparsity": [0.0], "precision": ["static_int8"], "mixed_precision_keep": [2, 6]}
+    plain = {c.name for c in SearchConfig(**axes).candidates()}
+    assert plain == {"search-s0-static_int8", "search-s0-mixed2", "search-s0-mixed6"}  # unchanged
+    both = SearchConfig(
+        **axes,
+        per_channel=[True, False],
+        mixed_precision_scheme=["static", "dynamic"],
+        quantize_op_types=["MatMul"],
+    ).candidates()
+    dynamic = [c for c in both if c.name.endswith("-dyn")]
+    assert [c.name for c in dynamic] == ["search-s0-mixed2-dyn", "search-s0-mixed6-dyn"]
+    step = dynamic[1].treatments[-1]
+    assert (step.kind, step.scheme, step.keep_float) == ("mixed_int8", "dynamic", 6)
+    assert step.op_types == ["MatMul"]
+
+
 def test_pruning_candidates_fine_tune_with_distillation_from_the_dense_parent(tmp_path):
     from slimlab.config import SearchConfig
 

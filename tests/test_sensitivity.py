@@ -109,6 +109,39 @@ def test_mixed_int8_keeps_the_most_sensitive_nodes_float(trained, data):
         apply(trained, MixedInt8(keep_float=9, calibration_samples=64), TreatmentContext(seed=3, data=data))
 
 
+def test_mixed_int8_on_dynamic_int8_keeps_the_ranked_nodes_float(trained, data, tmp_path):
+    """scheme = "dynamic": the top-k nodes of the ranking stay fp32 and the rest take ONNX Runtime's dynamic
+    int8, the same graph plain `quantize_dynamic` makes with those nodes excluded."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    context = TreatmentContext(seed=3, data=data)
+    mixed = apply(trained, MixedInt8(keep_float=2, calibration_samples=64, scheme="dynamic"), context)
+    record = context.artifacts["mixed_int8"]
+    kept = record["kept_float"]
+    assert kept == record["sensitivity"]["ranking"][:2] and record["scheme"] == "dynamic"
+    proto = onnx.load_from_string(mixed.onnx_model.numpy().tobytes())
+    ops = {n.name: n.op_type for n in proto.graph.node}
+    # Still float: ORT splits a Gemm into <name>_MatMul + <name>_Add, and used to quantize the MatMul of an
+    # excluded Gemm anyway.
+    assert "/classifier/Gemm" in kept
+    assert all(ops.get(name) == "Conv" or ops.get(f"{name}_MatMul") == "MatMul" for name in kept)
+    assert not any(op.endswith("Integer") and name.startswith(tuple(kept)) for name, op in ops.items())
+    assert "DynamicQuantizeLinear" in ops.values() and "QuantizeLinear" not in ops.values()
+    src, dst = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    src.write_bytes(export_onnx(trained, torch.as_tensor(data.train.x[:2])))
+    quantize_dynamic(
+        src,
+        dst,
+        op_types_to_quantize=["Conv", "Gemm", "MatMul"],
+        nodes_to_exclude=[*kept, *(f"{name}_MatMul" for name in kept)],
+        weight_type=QuantType.QInt8,
+    )
+    x = data.val.x.astype(np.float32)
+    reference = ort.InferenceSession(dst.read_bytes(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_allclose(mixed(torch.as_tensor(x)).numpy(), reference[0], atol=1e-5)
+
+
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_static_int8_records_its_calibration_and_method(trained, data, method):
     context = TreatmentContext(seed=5, data=data)

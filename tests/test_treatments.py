@@ -180,6 +180,65 @@ def test_dynamic_int8_is_close_to_fp32_and_chains_after_pruning():
     assert nonzero / params < 0.2
 
 
+def test_dynamic_int8_on_onnxruntime_quantizes_the_exported_graph(tiny_data, tmp_path):
+    """backend = "onnxruntime": ORT's dynamic quantizer on the exported graph, an OrtModule a session can
+    deploy (a torch.ao module cannot be exported), cross-checked against plain ONNX Runtime's
+    quantize_dynamic of the same export."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from slimlab.models.ort import OrtModule
+    from slimlab.treatments.static_quant import export_onnx
+
+    model = _model()
+    context = _context(tiny_data)
+    quantized = apply(model, DynamicInt8(backend="onnxruntime"), context)
+    assert isinstance(quantized, OrtModule) and quantized.info["format"] == "dynamic int8"
+    graph = quantized.onnx_model.numpy().tobytes()
+    ops = {n.op_type for n in onnx.load_from_string(graph).graph.node}
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops  # the classifier's Gemm, as ORT quantizes it
+    x = torch.as_tensor(tiny_data.test.x[:64])
+    src, dst = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    src.write_bytes(export_onnx(model, x[:2]))
+    quantize_dynamic(src, dst, op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
+    reference = ort.InferenceSession(dst.read_bytes(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x.numpy()}
+    )[0]
+    np.testing.assert_allclose(quantized(x).numpy(), reference, atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(quantized(x).numpy(), model(x).numpy(), atol=0.1)
+    assert isinstance(model, torch.nn.Module) and not isinstance(model, OrtModule)  # the parent is untouched
+
+
+def test_dynamic_int8_on_onnxruntime_takes_keyword_inputs():
+    from slimlab.data.dataset import Dataset, Split
+    from slimlab.models.ort import OrtModule
+
+    torch.manual_seed(0)
+    model = _KeywordModel().eval()
+    x = {
+        "input_ids": np.random.default_rng(0).integers(0, 20, (32, 6)),
+        "attention_mask": np.ones((32, 6), dtype=np.int64),
+    }
+    y = np.zeros(32, dtype=np.int64)
+    data = Dataset("tokens", Split(x, y), Split(x, y), Split(x, y), num_classes=3)
+    quantized = apply(model, DynamicInt8(backend="onnxruntime"), TreatmentContext(seed=0, data=data))
+    assert isinstance(quantized, OrtModule) and quantized.input_names == ["input_ids", "attention_mask"]
+    batch = {k: torch.as_tensor(v) for k, v in x.items()}
+    with torch.no_grad():
+        np.testing.assert_allclose(quantized(**batch).numpy(), model(**batch).numpy(), atol=0.1)
+
+
+def test_dynamic_int8_on_onnxruntime_refuses_a_model_already_in_bf16(tiny_data):
+    with pytest.raises(SlimlabError, match="quantizes a float32 model"):
+        apply(
+            _model(),
+            [HalfPrecision(dtype="bf16"), DynamicInt8(backend="onnxruntime")],
+            _context(tiny_data),
+        )
+
+
 def test_unknown_treatment_lists_the_known():
     with pytest.raises(
         UnknownNameError,

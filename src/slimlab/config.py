@@ -344,8 +344,11 @@ class SearchConfig(Section):
     structured_sparsity: list[float] = Field(
         default=[0.0, 0.25, 0.5], min_length=1, description="share of hidden units/channels removed"
     )
-    precision: list[Literal["fp32", "dynamic_int8", "static_int8", "bf16"]] = Field(
-        default=["fp32", "dynamic_int8", "static_int8"], min_length=1
+    precision: list[Literal["fp32", "dynamic_int8", "ort_dynamic_int8", "static_int8", "bf16"]] = Field(
+        default=["fp32", "dynamic_int8", "static_int8"],
+        min_length=1,
+        description="dynamic_int8: torch.ao's eager kernels; ort_dynamic_int8: ONNX Runtime's dynamic "
+        "quantizer on the exported graph (deploys on an ONNX Runtime session)",
     )
     finetune_epochs: int = Field(default=5, ge=0, description="after structured pruning")
     finetune_lr: float | None = Field(default=None, gt=0)
@@ -378,6 +381,12 @@ class SearchConfig(Section):
     mixed_precision_keep: list[int] = Field(
         default=[],
         description="mixed precision: for each k, a candidate keeping the k most sensitive nodes fp32",
+    )
+    mixed_precision_scheme: list[Literal["static", "dynamic"]] = Field(
+        default=["static"],
+        min_length=1,
+        description="mixed precision: the other nodes in static QDQ int8 and/or ONNX Runtime's dynamic "
+        "int8 (candidates mixed<k> and mixed<k>-dyn)",
     )
     quantize_op_types: list[str] | None = Field(
         default=None,
@@ -440,12 +449,25 @@ class SearchConfig(Section):
                     continue
                 if precision == "dynamic_int8":
                     chain.append({"kind": precision})
+                elif precision == "ort_dynamic_int8":
+                    chain.append({"kind": "dynamic_int8", "backend": "onnxruntime"})
                 elif precision == "bf16":
                     chain.append({"kind": "half_precision", "dtype": "bf16"})
                 out.append(VariantConfig(name=prefix + precision, treatments=chain))
             for k in self.mixed_precision_keep:
-                out += self._static(prefix, self._pruning(sparsity), f"mixed{k}", {"keep_float": k})
+                if "static" in self.mixed_precision_scheme:
+                    out += self._static(prefix, self._pruning(sparsity), f"mixed{k}", {"keep_float": k})
+                if "dynamic" in self.mixed_precision_scheme:
+                    out.append(self._mixed_dynamic(prefix, self._pruning(sparsity), k))
         return out
+
+    def _mixed_dynamic(self, prefix: str, chain: list[dict], k: int) -> VariantConfig:
+        """Mixed precision over ORT's dynamic int8: no weight-granularity or calibration axes (the
+        calibration sample only ranks the nodes)."""
+        step: dict = {"kind": "mixed_int8", "keep_float": k, "scheme": "dynamic"}
+        if self.quantize_op_types is not None:
+            step["op_types"] = list(self.quantize_op_types)
+        return VariantConfig(name=f"{prefix}mixed{k}-dyn", treatments=[*chain, step])
 
     def _static(self, prefix: str, chain: list[dict], label: str, extra: dict) -> list[VariantConfig]:
         """One candidate per (weight granularity, calibration method); the defaults keep the old names."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue as queue_module
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -111,9 +112,19 @@ def _worker_task(task: GroupTask, records) -> int:
 
 
 class WorkerPoolExecutor:
-    """`workers` local processes (spawned, so no torch state is forked), the torch threads divided
-    between them so that the machine is not oversubscribed. A group whose worker dies (killed, out of
-    memory) is retried once in a fresh pool; then its unfinished trials are recorded as failed."""
+    """`workers` processes in all: this one (the driver) and `workers - 1` local worker processes (spawned,
+    so no torch state is forked), the torch threads divided between them so that the machine is not
+    oversubscribed. A group whose worker dies (killed, out of memory) is retried once in a fresh pool; then
+    its unfinished trials are recorded as failed.
+
+    The driver runs groups too, from the front of the queue, while the workers take theirs from the back.
+    It is warm (its imports are done and the preflight has loaded the data), while a spawned worker spends
+    its first seconds starting: on 2 cores, 1.8 s to spawn and import slimlab, then 3.8 s of one-off costs
+    in its first group (torch's optimizer imports torch._dynamo, the data is generated). With a pool of
+    `workers` processes and an idle driver, that start-up was paid before any trial ran and `--workers 2`
+    was slower than 1 on a grid of small trials. Each worker holds at most two groups, so that it never
+    waits for the driver to hand it the next one; when the queue is empty the driver takes back a group a
+    worker has not started (`Future.cancel`), so that it never idles while work is waiting."""
 
     name = "local"
 
@@ -132,7 +143,7 @@ class WorkerPoolExecutor:
             seen.add(record.id)
             keep(record)
 
-        lost = self._run_pool(context, config, groups, progress, keep_seen, seen, self.workers)
+        lost = self._run_shared(context, config, groups, progress, keep_seen, seen)
         # A dead worker breaks the whole pool, so the groups lost with it include innocent ones. Retry each
         # lost group alone, in a pool of its own, so that a group that kills its worker again only fails
         # itself.
@@ -144,13 +155,70 @@ class WorkerPoolExecutor:
                 elif not self._run_pool(context, config, [group], progress, keep_seen, seen, 1):
                     break
 
+    def _run_shared(self, context, config, groups, progress, keep, seen) -> list[list[TrialSpec]]:
+        """Run `groups` in this process and in a pool of `workers - 1`; return the groups lost with a dead
+        worker."""
+        pending = deque(groups)
+        lost: list[list[TrialSpec]] = []
+        futures: dict = {}
+        broken = False
+        helpers = self.workers - 1
+        with context.Manager() as manager:
+            records = manager.Queue()
+            with ProcessPoolExecutor(
+                helpers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+            ) as pool:
+
+                def collect(done) -> None:
+                    nonlocal broken
+                    for future in done:
+                        group = futures.pop(future)
+                        _drain(records, keep)
+                        if future.cancelled():
+                            continue
+                        try:
+                            future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            lost.append(group)
+                        except Exception as error:  # the group itself failed outside any trial
+                            _fail_missing(group, seen, error, keep)
+
+                while pending or futures:
+                    mine = pending.popleft() if pending else None  # before the workers fill up
+                    while not broken and pending and len(futures) < 2 * helpers:
+                        group = pending.pop()
+                        task = _task(config, group, self.workers, self._run_dir)
+                        futures[pool.submit(_worker_task, task, records)] = group
+                    collect([f for f in futures if f.done()])
+                    _drain(records, keep)
+                    group = mine if mine is not None else _take_back(futures)
+                    if group is not None:
+                        self._run_here(config, group, progress, keep, seen)
+                    elif futures:
+                        done, _ = wait(set(futures), timeout=0.2, return_when=FIRST_COMPLETED)
+                        collect(done)
+                _drain(records, keep)
+        return [g for g in lost if any(s.id not in seen for s in g)]
+
+    def _run_here(self, config, group, progress, keep, seen) -> None:
+        """One group in the driver, with a worker's share of the threads."""
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            execute_task(_task(config, group, self.workers, self._run_dir), keep, progress)
+        except Exception as error:  # the group itself failed outside any trial
+            _fail_missing(group, seen, error, keep)
+        finally:
+            torch.set_num_threads(threads)
+
     def _run_pool(self, context, config, groups, progress, keep, seen, workers) -> list[list[TrialSpec]]:
         """Run `groups` in one pool of `workers` processes; return the groups lost with a dead worker."""
         lost: list[list[TrialSpec]] = []
         with context.Manager() as manager:
             records = manager.Queue()
             with ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+                workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
             ) as pool:
                 futures = {
                     pool.submit(_worker_task, _task(config, g, self.workers, self._run_dir), records): g
@@ -170,6 +238,14 @@ class WorkerPoolExecutor:
                             _fail_missing(futures[future], seen, error, keep)
                 _drain(records, keep)
         return [g for g in lost if any(s.id not in seen for s in g)]
+
+
+def _take_back(futures: dict) -> list[TrialSpec] | None:
+    """A group handed to the pool that no worker has started, cancelled so that the driver runs it."""
+    for future in reversed(list(futures)):
+        if future.cancel():
+            return futures[future]
+    return None
 
 
 def _drain(records, keep: Keep) -> None:

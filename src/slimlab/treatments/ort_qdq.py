@@ -114,6 +114,41 @@ def quantize_qdq(
         return dst.read_bytes()
 
 
+def quantize_dynamic_graph(
+    graph: bytes, op_types: Sequence[str], nodes_to_exclude: Sequence[str] = ()
+) -> bytes:
+    """ONNX Runtime's dynamic int8 of a graph (`onnxruntime.quantization.quantize_dynamic`): int8 weights,
+    activations quantized per batch (DynamicQuantizeLinear + MatMulInteger), on nodes of `op_types` except
+    `nodes_to_exclude`, which stay fp32.
+
+    ORT's dynamic quantizer splits a Gemm into `<name>_MatMul` and `<name>_Add` before it reads the
+    exclusions, so an excluded Gemm used to be quantized anyway (its MatMul became MatMulInteger): the split
+    name is excluded too, and the result is checked: no excluded node may feed an integer kernel."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from slimlab.errors import SlimlabError
+    from slimlab.treatments.static_quant import _quiet  # one set of quantizer-noise filters
+
+    excluded = [*nodes_to_exclude, *(f"{name}_MatMul" for name in nodes_to_exclude)]
+    with tempfile.TemporaryDirectory(prefix="slimlab-dyn-") as tmp, _quiet():
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(graph)
+        quantize_dynamic(
+            src,
+            dst,
+            op_types_to_quantize=list(op_types),
+            nodes_to_exclude=excluded,
+            weight_type=QuantType.QInt8,
+        )
+        out = dst.read_bytes()
+    integer = {n.name for n in onnx.load_from_string(out).graph.node if n.op_type.endswith("Integer")}
+    leaked = [n for n in nodes_to_exclude if f"{n}_quant" in integer or f"{n}_MatMul_quant" in integer]
+    if leaked:
+        raise SlimlabError(f"ONNX Runtime's dynamic quantizer quantized nodes kept in float: {leaked}")
+    return out
+
+
 def run_graph(graph: bytes, x: Inputs, threads: int = 1) -> np.ndarray:
     """Outputs of `graph` on `x` (one array, or a tuple/dict of arrays in the graph's input order) in a
     plain CPU session (batches of 256)."""

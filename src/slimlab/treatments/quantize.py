@@ -5,6 +5,12 @@ in favour of torchao, but on this project's reference CPU (Sapphire Rapids, torc
 dynamic int8 Linear kernel was about 4x faster than fp32 at batch 64 (512x1024 layer), while torchao's
 `Int8DynamicActivationInt8WeightConfig` in eager mode was slower than fp32 (its tensor subclass needs
 torch.compile to be fast). When a torch without torch.ao.quantization is installed we fall back to torchao.
+
+`backend = "onnxruntime"` exports a PyTorch module to ONNX and runs ONNX Runtime's own dynamic quantizer on
+it (MatMulInteger / DynamicQuantizeLinear), which is what a user of ORT would do in one line: on MiniLM it
+was the fastest one-step cell (BENCHMARKS.md, issue 13), and a torch.ao module cannot be exported to ONNX,
+so without it the search could not deploy dynamic int8 on a session. An ONNX model (a user's file) always
+takes this path.
 """
 
 from __future__ import annotations
@@ -27,6 +33,11 @@ class DynamicInt8(TreatmentConfig):
 
     kind = "dynamic_int8"
     modules: list[Literal["Linear", "LSTM", "GRU"]] = Field(default=["Linear"], min_length=1)
+    backend: Literal["torch_ao", "onnxruntime"] = Field(
+        default="torch_ao",
+        description="torch_ao: torch.ao's eager kernels; onnxruntime: ONNX export and ORT's dynamic "
+        "quantizer, run in an ONNX Runtime session (an ONNX model always uses ONNX Runtime)",
+    )
 
 
 # On an ONNX model (a user's file): ONNX Runtime's dynamic quantization, by op type.
@@ -40,6 +51,8 @@ def dynamic_int8(model: nn.Module, config: DynamicInt8, context: TreatmentContex
     if isinstance(model, OrtModule):
         return _ort_dynamic_int8(model, config)
     model = model.cpu().eval()  # quantized kernels are CPU kernels
+    if config.backend == "onnxruntime":
+        return _ort_dynamic_int8(_exported(model, context), config)
     types = {_DYNAMIC_TYPES[name] for name in config.modules}
     try:
         from torch.ao.quantization import quantize_dynamic
@@ -49,6 +62,24 @@ def dynamic_int8(model: nn.Module, config: DynamicInt8, context: TreatmentContex
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
         return quantize_dynamic(model, types, dtype=torch.qint8)
+
+
+def _exported(model: nn.Module, context: TreatmentContext) -> nn.Module:
+    """A float32 PyTorch module as an fp32 OrtModule, exported on two training rows (every input, with
+    its dtype), for ORT's quantizer."""
+    from slimlab.data.batches import take
+    from slimlab.errors import SlimlabError
+    from slimlab.models.ort import OrtModule
+    from slimlab.treatments.static_quant import _flops_or_none, calibration_batch, export_onnx
+
+    if any(p.dtype != torch.float32 for p in model.parameters()):
+        raise SlimlabError(
+            "treatment 'dynamic_int8' with backend 'onnxruntime' quantizes a float32 model; put it after "
+            "pruning and fine-tuning, and not after another quantization or half_precision"
+        )
+    example = calibration_batch(context, 2, "dynamic_int8")
+    info = {"engine": "onnxruntime", "flops_batch1": _flops_or_none(model, take(example, slice(0, 1)))}
+    return OrtModule(export_onnx(model, example), info)
 
 
 def _torchao_dynamic_int8(model: nn.Module) -> nn.Module:
@@ -61,14 +92,9 @@ def _torchao_dynamic_int8(model: nn.Module) -> nn.Module:
 def _ort_dynamic_int8(model: nn.Module, config: DynamicInt8) -> nn.Module:
     """An ONNX model through `onnxruntime.quantization.quantize_dynamic`: int8 weights, activations
     quantized per batch (MatMulInteger / DynamicQuantizeLinear), of the op types `modules` names."""
-    import tempfile
-    from pathlib import Path
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     from slimlab.errors import ConfigError
     from slimlab.models.ort import OrtModule
-    from slimlab.treatments.static_quant import _quiet
+    from slimlab.treatments.ort_qdq import quantize_dynamic_graph
 
     if model.info.get("quantized"):
         raise ConfigError("dynamic_int8: this ONNX model is already quantized")
@@ -78,10 +104,6 @@ def _ort_dynamic_int8(model: nn.Module, config: DynamicInt8) -> nn.Module:
             f"dynamic_int8 of an ONNX model: `modules` {unsupported} have no ONNX Runtime kernel"
         )
     op_types = sorted({op for m in config.modules for op in _ONNX_OP_TYPES[m]})
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(model.onnx_model.numpy().tobytes())
-        quantize_dynamic(src, dst, op_types_to_quantize=op_types, weight_type=QuantType.QInt8)
-        data = dst.read_bytes()
+    data = quantize_dynamic_graph(model.onnx_model.numpy().tobytes(), op_types)
     info = {**model.info, "format": "dynamic int8", "op_types": op_types, "quantized": True}
     return OrtModule(data, info)
