@@ -1,9 +1,12 @@
 """`slimlab run --workers 2` against `--workers 1` on a grid of small trials, in wall time, interleaved.
 
-    PYTHONPATH=src python benchmarks/workers.py [--seeds 10] [--reps 2] [--json out.json]
+    PYTHONPATH=src python benchmarks/workers.py [--seeds 10] [--reps 2] [--samples 4000] [--epochs 10]
+        [--hidden 64] [--json out.json]
 
-The grid: MNIST-1D (1,500 samples), the reference MLP, `--seeds` seeds x 2 variants (dense and dynamic
-int8), 4 epochs, a short eager benchmark: 2 x seeds trials in `seeds` groups. Each repetition runs
+The grid: MNIST-1D (`--samples` samples), an MLP (`--hidden` units) or the reference CNN
+(`--model cnn1d`), `--seeds` seeds x 2 variants (dense and dynamic int8), `--epochs` epochs, a short
+eager benchmark: 2 x seeds trials in `seeds` groups. `--samples 1500 --epochs 4` is the grid of earlier
+runs, of tenths of a second per group, where a worker's start-up is most of the work. Each repetition runs
 `--workers 1` and then `--workers 2` (A B A B ...), each into a fresh folder, as separate `slimlab run`
 processes, so that each pays what a user pays: interpreter start, imports, the report. On a machine shared
 with other users the ratio is only meaningful within one run; the 1-minute load average is recorded before
@@ -27,12 +30,11 @@ GRID = """
 name = "workers"
 [data]
 name = "mnist1d"
-num_samples = 1500
+num_samples = {samples}
 [model]
-name = "mlp"
-hidden = [64]
+{model}
 [train]
-epochs = 4
+epochs = {epochs}
 batch_size = 100
 patience = 50
 [[variants]]
@@ -50,6 +52,10 @@ min_time_s = 0.05
 min_iters = 20
 warmup_iters = 3
 """
+
+
+def _model(args: argparse.Namespace) -> str:
+    return 'name = "cnn1d"' if args.model == "cnn1d" else f'name = "mlp"\nhidden = [{args.hidden}]'
 
 
 def _cpu_model() -> str:
@@ -87,12 +93,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--hidden", type=int, default=64, help="the MLP's hidden units")
+    parser.add_argument("--model", choices=["mlp", "cnn1d"], default="mlp", help="cnn1d: the reference CNN")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     runs: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="slimlab-workers-") as tmp:
         config = Path(tmp) / "workers.toml"
-        config.write_text(GRID.format(seeds=args.seeds))
+        config.write_text(
+            GRID.format(seeds=args.seeds, samples=args.samples, epochs=args.epochs, model=_model(args))
+        )
         for rep in range(args.reps):
             for workers in (1, 2):
                 runs.append(_run(config, workers, Path(tmp) / f"r{rep}-w{workers}") | {"rep": rep})
@@ -104,6 +116,8 @@ def main() -> None:
     ]
     summary = {
         "trials": 2 * args.seeds,
+        "grid": {"samples": args.samples, "epochs": args.epochs, "model": _model(args)},
+        "bytecode_written": not sys.flags.dont_write_bytecode,
         "groups": args.seeds,
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),

@@ -53,7 +53,9 @@ def test_the_driver_runs_groups_beside_its_workers(reference, tmp_path, monkeypa
     monkeypatch.setattr(executors, "execute_task", counted)  # spawned workers import the unpatched one
     trials = run_experiment(config, tmp_path, executor=WorkerPoolExecutor(2, threads=1))
     assert sorted(_stable(trials)) == sorted(_stable(expected))
-    assert in_driver and sum(in_driver) < len(expected)  # both processes ran groups
+    # The driver ran groups (the old pool ran none in the driver); on a grid this small it may run them
+    # all before the worker has started, which is the point.
+    assert in_driver and sum(in_driver) <= len(expected)
     assert all(b["concurrent_workers"] == 2 for t in trials for b in t["bench"])
 
 
@@ -75,7 +77,7 @@ def test_a_dead_worker_is_retried_then_recorded_as_failed(reference, tmp_path, m
     # Spawned workers import the worker function by reference, so the dying one lives in this module.
     monkeypatch.setattr(executors, "_task", _die_on_seed_1)
     monkeypatch.setattr(executors, "_worker_task", _die_worker_task)
-    trials = run_experiment(config, tmp_path, executor=WorkerPoolExecutor(2, threads=1, retries=1))
+    trials = run_experiment(config, tmp_path, executor=_PoolOnly(2, threads=1, retries=1))
     by_seed = {}
     for t in trials:
         by_seed.setdefault(t["seed"], set()).add(t["status"])
@@ -84,6 +86,13 @@ def test_a_dead_worker_is_retried_then_recorded_as_failed(reference, tmp_path, m
     assert all("worker process died" in t["error"] for t in failed)
     ok = [t for t in trials if t["status"] == "ok"]
     assert _stable(ok) == [x for x in _stable(expected) if x[0] in {t["id"] for t in ok}]
+
+
+class _PoolOnly(WorkerPoolExecutor):
+    """Every group in spawned workers (the driver runs none), so that the group meant to die does."""
+
+    def _run_shared(self, context, config, groups, progress, keep, seen):
+        return self._run_pool(context, config, groups, progress, keep, seen, self.workers)
 
 
 def _die_worker_task(task, records):
