@@ -12,7 +12,7 @@ the op types, not on which nodes are then quantized."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -92,11 +92,7 @@ def quantize_qdq(
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.it, None)
 
-    from slimlab.treatments.static_quant import _quiet  # one set of quantizer-noise filters
-
-    with tempfile.TemporaryDirectory(prefix="slimlab-qdq-") as tmp, _quiet():
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(graph)
+    def quantize(src: Path, dst: Path) -> None:
         quantize_static(
             src,
             dst,
@@ -111,6 +107,19 @@ def quantize_qdq(
             calibrate_method=calibration_method(method),
             calibration_cache_path=calibration_cache,
         )
+
+    return _through_files(graph, quantize)
+
+
+def _through_files(graph: bytes, quantize: Callable[[Path, Path], None]) -> bytes:
+    """ORT's quantizers read and write files: `graph` written to a temporary folder, `quantize(src, dst)`
+    run there with the quantizer noise filtered, the result's bytes read back."""
+    from slimlab.treatments.static_quant import _quiet  # one set of quantizer-noise filters
+
+    with tempfile.TemporaryDirectory(prefix="slimlab-quant-") as tmp, _quiet():
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(graph)
+        quantize(src, dst)
         return dst.read_bytes()
 
 
@@ -128,20 +137,18 @@ def quantize_dynamic_graph(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from slimlab.errors import SlimlabError
-    from slimlab.treatments.static_quant import _quiet  # one set of quantizer-noise filters
 
     excluded = [*nodes_to_exclude, *(f"{name}_MatMul" for name in nodes_to_exclude)]
-    with tempfile.TemporaryDirectory(prefix="slimlab-dyn-") as tmp, _quiet():
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(graph)
-        quantize_dynamic(
+    out = _through_files(
+        graph,
+        lambda src, dst: quantize_dynamic(
             src,
             dst,
             op_types_to_quantize=list(op_types),
             nodes_to_exclude=excluded,
             weight_type=QuantType.QInt8,
-        )
-        out = dst.read_bytes()
+        ),
+    )
     integer = {n.name for n in onnx.load_from_string(out).graph.node if n.op_type.endswith("Integer")}
     leaked = [n for n in nodes_to_exclude if f"{n}_quant" in integer or f"{n}_MatMul_quant" in integer]
     if leaked:
