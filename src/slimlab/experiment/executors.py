@@ -191,16 +191,10 @@ class WorkerPoolExecutor:
                 def collect(done) -> None:
                     nonlocal broken, finished
                     for future in done:
-                        group = futures.pop(future)
                         drain()
-                        try:
-                            future.result()
-                            finished += 1
-                        except BrokenProcessPool:
-                            broken = True
-                            lost.append(group)
-                        except Exception as error:  # the group itself failed outside any trial
-                            _fail_missing(group, seen, error, keep)
+                        outcome = _settle(future, futures.pop(future), lost, seen, keep)
+                        finished += outcome == "ok"
+                        broken = broken or outcome == "lost"
 
                 while pending or futures:
                     drain()
@@ -256,14 +250,23 @@ class WorkerPoolExecutor:
                     _drain(records, keep)
                     for future in done:
                         _drain(records, keep)
-                        try:
-                            future.result()
-                        except BrokenProcessPool:
-                            lost.append(futures[future])
-                        except Exception as error:  # the group itself failed outside any trial
-                            _fail_missing(futures[future], seen, error, keep)
+                        _settle(future, futures[future], lost, seen, keep)
                 _drain(records, keep)
         return [g for g in lost if any(s.id not in seen for s in g)]
+
+
+def _settle(future, group: list[TrialSpec], lost: list, seen: set[str], keep: Keep) -> str:
+    """A finished group's future: "ok"; "lost" with its worker (appended to `lost`, to be retried); or
+    "failed" outside any trial (its unfinished trials recorded as failed)."""
+    try:
+        future.result()
+    except BrokenProcessPool:
+        lost.append(group)
+        return "lost"
+    except Exception as error:  # the group itself failed outside any trial
+        _fail_missing(group, seen, error, keep)
+        return "failed"
+    return "ok"
 
 
 def _drain(records, keep: Keep) -> int:
