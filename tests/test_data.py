@@ -52,3 +52,18 @@ def test_digits_is_standardised_on_train_only():
     np.testing.assert_allclose(data.train.x.mean(axis=0), 0, atol=1e-4)
     assert abs(float(data.test.x.mean())) > 1e-4  # test statistics were not used
     assert data.meta["standardised_on"] == "train"
+
+
+def test_a_cached_mnist1d_load_does_not_import_the_package():
+    """Importing `mnist1d` pulls in matplotlib.pyplot and requests (0.65 s); every process, each worker
+    too, paid it before its first trial, even when the data came from the cache."""
+    import subprocess
+    import sys
+
+    load_mnist1d(num_samples=220, seed=5)  # now cached
+    code = (
+        "import sys; from slimlab.data.mnist1d import load_mnist1d; load_mnist1d(num_samples=220, seed=5); "
+        "print('mnist1d' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
