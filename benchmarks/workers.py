@@ -6,7 +6,8 @@
 The grid: MNIST-1D (`--samples` samples), an MLP (`--hidden` units) or the reference CNN
 (`--model cnn1d`), `--seeds` seeds x 2 variants (dense and dynamic int8), `--epochs` epochs, a short
 eager benchmark: 2 x seeds trials in `seeds` groups. `--samples 1500 --epochs 4` is the grid of earlier
-runs, of tenths of a second per group, where a worker's start-up is most of the work. Each repetition runs
+runs, of tenths of a second per group, where a worker's start-up is most of the work; `--seeds 20 --epochs
+100` is 40 trials of about half a second, the grid of the issue-13 goal. Each repetition runs
 `--workers 1` and then `--workers 2` (A B A B ...), each into a fresh folder, as separate `slimlab run`
 processes, so that each pays what a user pays: interpreter start, imports, the report. On a machine shared
 with other users the ratio is only meaningful within one run; the 1-minute load average is recorded before
@@ -68,7 +69,7 @@ def _cpu_model() -> str:
 
 def _run(config: Path, workers: int, out: Path) -> dict:
     load_before = os.getloadavg()[0]
-    cli = "from slimlab.cli import app; app()"
+    cli = "from slimlab.cli import main; main()"
     cmd = [sys.executable, "-c", cli, "run", str(config), "--out", str(out), "--workers", str(workers)]
     start = time.perf_counter()
     before = os.times()

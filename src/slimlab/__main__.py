@@ -1,5 +1,5 @@
 """`python -m slimlab` is the `slimlab` command."""
 
-from slimlab.cli import app
+from slimlab.cli import main
 
-app()
+main()
