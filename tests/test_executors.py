@@ -59,13 +59,13 @@ def test_the_driver_runs_groups_beside_its_workers(reference, tmp_path, monkeypa
     assert all(b["concurrent_workers"] == 2 for t in trials for b in t["bench"])
 
 
-def _die_on_seed_1(config, group, workers, run_dir=None):
+def _die_on_seed_1(config, group, workers, run_dir=None, threads=None):
     """A task whose worker process dies mid-group, as with the OOM killer."""
     from slimlab.experiment.executors import GroupTask
 
-    task = GroupTask(config.to_dict(), tuple(s.id for s in group), workers)
+    task = GroupTask(config.to_dict(), tuple(s.id for s in group), workers, threads=threads)
     if group[0].seed == 1 and not os.environ.get("SLIMLAB_TEST_SURVIVE"):
-        return GroupTask({"__die__": True}, task.trial_ids, workers)
+        return GroupTask({"__die__": True}, task.trial_ids, workers, threads=threads)
     return task
 
 
@@ -91,8 +91,8 @@ def test_a_dead_worker_is_retried_then_recorded_as_failed(reference, tmp_path, m
 class _PoolOnly(WorkerPoolExecutor):
     """Every group in spawned workers (the driver runs none), so that the group meant to die does."""
 
-    def _run_shared(self, context, config, groups, progress, keep, seen):
-        return self._run_pool(context, config, groups, progress, keep, seen, self.workers)
+    def _run_shared(self, config, groups, progress, keep, seen):
+        return self._run_pool(config, groups, progress, keep, seen, self.workers)
 
 
 def _die_worker_task(task, records):
@@ -123,3 +123,63 @@ def test_executor_options_are_checked():
         make_executor("slurm")
     with pytest.raises(SlimlabError, match="--address is for --executor ray"):
         make_executor("local", 1, "auto")
+
+
+def _in_fresh_python(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_workers_start_before_the_driver_imports_torch():
+    """`slimlab run --workers 2` starts its worker first, so that the worker's imports (1.8 s here) run
+    beside the driver's own instead of after them; so the executor module must not import torch."""
+    code = (
+        "import sys\n"
+        "from slimlab.experiment.executors import make_executor\n"
+        "runner = make_executor('local', 2)\n"
+        "runner.start()\n"
+        "runner._started()\n"
+        "print('torch' in sys.modules, len(runner._starting))\n"
+        "runner.close()\n"
+    )
+    assert _in_fresh_python(code) == "False 1"
+
+
+def test_a_worker_pays_a_first_trial_s_imports_before_it_says_it_is_ready():
+    """A spawned worker's first group paid torch._dynamo (1.5 s) and scikit-learn (0.5 s) while the driver
+    waited on it; the worker now imports them before it is given a group."""
+    code = (
+        "import queue, sys\n"
+        "from slimlab.experiment.executors import READY, _init_worker\n"
+        "from slimlab.experiment.trial import FIRST_USE_IMPORTS\n"
+        "ready = queue.Queue()\n"
+        "_init_worker(2, ready)\n"
+        "print(ready.get_nowait() == READY, all(m in sys.modules for m in FIRST_USE_IMPORTS))\n"
+    )
+    assert _in_fresh_python(code) == "True True"
+
+
+def test_worker_threads_divide_this_process_s_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert WorkerPoolExecutor(2).threads == 2
+        assert WorkerPoolExecutor(8).threads == 1
+        assert WorkerPoolExecutor(2, threads=3).threads == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_bad_config_lets_the_started_workers_go(tmp_path):
+    """The workers start before the config is read; a bad config is still one line and exit 2, and the
+    command does not hang on its workers."""
+    (tmp_path / "bad.toml").write_text('name = "x"\n[model]\nname = "no-such-model"\n')
+    result = CliRunner().invoke(app, ["run", str(tmp_path / "bad.toml"), "--workers", "2"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output + result.stderr

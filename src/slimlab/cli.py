@@ -148,18 +148,28 @@ def _run(
     workers: int = 1,
     address: str | None = None,
 ) -> None:
-    from slimlab.config import load_experiment
-    from slimlab.experiment import run_experiment
     from slimlab.experiment.executors import make_executor
-    from slimlab.experiment.outdir import writable_dir
-    from slimlab.experiment.progress import RichProgress
-    from slimlab.studies import is_study
 
-    if is_study(config_path):
-        _run_study(config_path, out, quick)
-        return
     try:
         runner = make_executor(executor, workers, address)
+    except SlimlabError as e:
+        raise _fail(str(e)) from None
+    # Local workers start now, before this process imports torch and loads the config: they import in
+    # parallel with it (and are let go at the end, or at once if the file is a study or a bad config).
+    runner.start()
+    runner.while_waiting = _import_report_modules
+    try:
+        from slimlab.studies import is_study
+
+        if is_study(config_path):
+            runner.close()
+            _run_study(config_path, out, quick)
+            return
+        from slimlab.config import load_experiment
+        from slimlab.experiment import run_experiment
+        from slimlab.experiment.outdir import writable_dir
+        from slimlab.experiment.progress import RichProgress
+
         config = load_experiment(config_path)
         if quick:
             config = config.quick()
@@ -173,6 +183,8 @@ def _run(
         raise _fail(
             f"interrupted; finished trials are kept in {out}; run the same command to continue", 130
         ) from None
+    finally:
+        runner.close()
     try:
         _write_and_summarize(out)
     except SlimlabError as e:
@@ -222,6 +234,11 @@ def _print_claims(results: dict, out: Path) -> None:
         console.print(f"{held}  {claim['claim']}", highlight=False)
         console.print(f"      {claim['detail']}", style="dim", highlight=False, markup=False)
     console.print(f"results: {out / 'results.json'}\nreport:  {out / 'report.html'}")
+
+
+def _import_report_modules() -> None:
+    import slimlab.analysis
+    import slimlab.report  # noqa: F401
 
 
 def _write_and_summarize(run_dir: Path) -> None:

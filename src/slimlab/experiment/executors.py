@@ -3,12 +3,17 @@ Ray tasks. A group is the trials of one (dataset, seed), which share one trained
 
 Workers never touch the store. They send each finished trial's record back, and the driver commits it;
 so the store has one writer whatever the executor, and its guarantees (whole trials only, resume) hold.
+
+This module imports neither torch nor the trial code at import time, so that the command can start its
+workers (`start`) before its own imports: a spawned worker imports them in parallel with the driver.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import queue as queue_module
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -17,23 +22,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-import torch
-
 from slimlab.errors import SlimlabError
 from slimlab.experiment.progress import RunProgress
-from slimlab.experiment.record import TrialRecord
-from slimlab.experiment.trial import failed_record, run_group
 
 if TYPE_CHECKING:
     from slimlab.config import ExperimentConfig
     from slimlab.experiment.grid import TrialSpec
+    from slimlab.experiment.record import TrialRecord
 
-Keep = Callable[[TrialRecord], None]
+Keep = Callable[["TrialRecord"], None]
 
 
 class Executor(Protocol):
     name: str
     workers: int
+    # Called at most once, when this process has no group left to run and waits for others' (the CLI
+    # imports the report's modules then, 0.9 s here, which it would otherwise pay after the last trial).
+    while_waiting: Callable[[], None] | None
+
+    def start(self) -> None:
+        """Begin starting any worker processes (idempotent); `run` calls it if the caller did not."""
+        ...
+
+    def close(self) -> None:
+        """Let go of any worker processes (idempotent), whether `run` ran or not."""
+        ...
 
     def run(
         self,
@@ -54,18 +67,27 @@ class GroupTask:
     trial_ids: tuple[str, ...]
     workers: int
     run_dir: str | None = None  # where saved models go; a path every worker can write to
+    threads: int | None = None  # torch threads for the group; None leaves this process's setting
 
 
-def _task(config: ExperimentConfig, group: list[TrialSpec], workers: int, run_dir=None) -> GroupTask:
-    return GroupTask(config.to_dict(), tuple(s.id for s in group), workers, str(run_dir) if run_dir else None)
+def _task(
+    config: ExperimentConfig, group: list[TrialSpec], workers: int, run_dir=None, threads: int | None = None
+) -> GroupTask:
+    run_dir = str(run_dir) if run_dir else None
+    return GroupTask(config.to_dict(), tuple(s.id for s in group), workers, run_dir, threads)
 
 
 def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = None) -> None:
     """Run one group (in whatever process this is) and emit each trial's record as it finishes."""
+    import torch
+
     from slimlab.config import parse_experiment
     from slimlab.experiment.grid import expand
+    from slimlab.experiment.trial import run_group
     from slimlab.train import Trainer
 
+    if task.threads:
+        torch.set_num_threads(task.threads)
     progress = progress or RunProgress()
     config = parse_experiment(task.config)
     wanted = set(task.trial_ids)
@@ -86,6 +108,8 @@ def execute_task(task: GroupTask, emit: Keep, progress: RunProgress | None = Non
 
 
 def _fail_missing(group: list[TrialSpec], seen: set[str], error: BaseException, keep: Keep) -> None:
+    from slimlab.experiment.trial import failed_record
+
     for spec in group:
         if spec.id not in seen:
             keep(failed_record(spec, error))
@@ -96,25 +120,36 @@ class InProcessExecutor:
 
     name = "local"
     workers = 1
+    while_waiting = None  # never waits
+
+    def start(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def run(self, config, groups, progress, keep, run_dir=None) -> None:
         for group in groups:
             execute_task(_task(config, group, 1, run_dir), keep, progress)
 
 
-READY = "worker-ready"  # what a worker puts on the records queue once it has started
+READY = "worker-ready"  # what a worker puts on the ready queue once it has started
 
 
-def _init_worker(threads: int, records=None) -> None:
-    torch.set_num_threads(threads)
-    if records is None:
+def _init_worker(workers: int, ready=None) -> None:
+    """A worker's start: its share of the threads (each task then sets the driver's figure), and the
+    one-off costs of a first trial, paid before the worker says it is ready, so that the driver keeps the
+    groups meanwhile: the trial code's imports, and the modules a first trial imports on first use
+    (torch._dynamo, 1.5 s here; scikit-learn)."""
+    import torch
+
+    torch.set_num_threads(max(1, torch.get_num_threads() // workers))
+    if ready is None:
         return
-    # The one-off costs of a first trial, paid before the worker says it is ready, so that the driver
-    # keeps the groups meanwhile: torch's optimizers import torch._dynamo on first use (1.5 s here).
-    import importlib
+    from slimlab.experiment.trial import preload
 
-    importlib.import_module("torch._dynamo")
-    records.put(READY)
+    preload()
+    ready.put(READY)
 
 
 def _worker_task(task: GroupTask, records) -> int:
@@ -128,33 +163,94 @@ class WorkerPoolExecutor:
     oversubscribed. A group whose worker dies (killed, out of memory) is retried once in a fresh pool; then
     its unfinished trials are recorded as failed.
 
-    The driver runs groups too, from the front of the queue, while the workers take theirs from the back.
-    It is warm (its imports are done and the preflight has loaded the data), while a spawned worker spends
-    its first seconds starting: on 2 cores, 1.8 s to spawn and import slimlab, then 3.8 s of one-off costs
-    in its first group (torch's optimizer imports torch._dynamo, the data is generated). With a pool of
-    `workers` processes and an idle driver, that start-up was paid before any trial ran and `--workers 2`
-    was slower than 1 on a grid of small trials. A worker gets groups only once it has said it is ready
-    (after those imports), then at most two at a time, so that it never waits for the driver to hand it
-    the next one and never holds groups the driver could have run while it started."""
+    The command calls `start` first, before it imports torch and loads the config, so that a worker's
+    start (1.8 s to spawn and import here, then its first trial's one-off imports) overlaps the driver's
+    own imports and preflight rather than following them. The driver runs groups too, from the front of
+    the queue, while the workers take theirs from the back. A worker gets groups only once it has said it
+    is ready (after those imports), and one at a time, handed over by a feeder thread as soon as its last
+    one is done. With an idle driver and workers started only when the trials began, `--workers 2` was
+    slower than 1 on a grid of small trials."""
 
     name = "local"
 
     def __init__(self, workers: int, threads: int | None = None, retries: int = 1):
         self.workers = workers
-        self.threads = threads or max(1, torch.get_num_threads() // workers)
+        self._threads = threads
         self.retries = retries
         self._run_dir: Path | None = None
+        self.while_waiting: Callable[[], None] | None = None
+        self._context = multiprocessing.get_context("spawn")
+        self._manager = self._records = self._ready = self._pool = None
+        self._starting: list = []
+        self._starter: threading.Thread | None = None
+        self._start_error: BaseException | None = None
+
+    @property
+    def threads(self) -> int:
+        """Each process's torch threads: this process's count (the machine's, or `bench.threads`) divided
+        between the processes."""
+        import torch
+
+        return self._threads or max(1, torch.get_num_threads() // self.workers)
+
+    def start(self) -> None:
+        """Start the workers in a thread: the manager process that carries the queues makes its caller
+        wait until it is up (0.3 s here), which the command spends on its imports instead."""
+        if self._starter is None:
+            self._starter = threading.Thread(target=self._start_pool, name="slimlab-start", daemon=True)
+            self._starter.start()
+
+    def _started(self) -> None:
+        if self._starter is not None:
+            self._starter.join()
+        if self._start_error is not None:
+            raise self._start_error
+
+    def _start_pool(self) -> None:
+        try:
+            self._spawn()
+        except BaseException as error:  # re-raised in the caller's thread, by `run`
+            self._start_error = error
+
+    def _spawn(self) -> None:
+        helpers = self.workers - 1
+        self._manager = self._context.Manager()  # started: it carries the two queues
+        self._records, self._ready = self._manager.Queue(), self._manager.Queue()
+        self._pool = ProcessPoolExecutor(
+            helpers,
+            mp_context=self._context,
+            initializer=_init_worker,
+            initargs=(self.workers, self._ready),
+        )
+        # Spawned only on a submit: one placeholder task per worker starts them now.
+        self._starting = [self._pool.submit(int) for _ in range(helpers)]
+
+    def close(self) -> None:
+        # Nothing is left to wait for: the workers exit on their own, while the driver writes the report
+        # (waiting for them cost 1.6 s here).
+        if self._starter is not None:
+            self._starter.join()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._manager is not None:
+            self._manager.shutdown()
+        self._manager = self._records = self._ready = self._pool = None
+        self._starter = self._start_error = None
 
     def run(self, config, groups, progress, keep, run_dir=None) -> None:
         self._run_dir = run_dir
-        context = multiprocessing.get_context("spawn")
         seen: set[str] = set()
 
         def keep_seen(record: TrialRecord) -> None:
             seen.add(record.id)
             keep(record)
 
-        lost = self._run_shared(context, config, groups, progress, keep_seen, seen)
+        self.start()
+        try:
+            self._started()
+            lost = self._run_shared(config, groups, progress, keep_seen, seen)
+        finally:
+            self.close()
         # A dead worker breaks the whole pool, so the groups lost with it include innocent ones. Retry each
         # lost group alone, in a pool of its own, so that a group that kills its worker again only fails
         # itself.
@@ -163,85 +259,113 @@ class WorkerPoolExecutor:
                 if attempt == self.retries:
                     error = RuntimeError("worker process died (killed or out of memory)")
                     _fail_missing(group, seen, error, keep)
-                elif not self._run_pool(context, config, [group], progress, keep_seen, seen, 1):
+                elif not self._run_pool(config, [group], progress, keep_seen, seen, 1):
                     break
 
-    def _run_shared(self, context, config, groups, progress, keep, seen) -> list[list[TrialSpec]]:
-        """Run `groups` in this process and in a pool of `workers - 1`; return the groups lost with a dead
-        worker."""
+    def _run_shared(self, config, groups, progress, keep, seen) -> list[list[TrialSpec]]:
+        """Run `groups` in this process and in the started pool of `workers - 1`; return the groups lost
+        with a dead worker.
+
+        A feeder thread hands the workers their groups, so that a worker that is ready, or has finished
+        one, gets the next at once rather than when the driver has finished its own current group (half
+        a second of idle worker per group here). The calling thread alone commits records (the store is
+        not shared between threads) and settles finished futures."""
         pending = deque(groups)
         lost: list[list[TrialSpec]] = []
         futures: dict = {}
-        broken = False
-        helpers = self.workers - 1
-        with context.Manager() as manager:
-            records = manager.Queue()
-            pool = ProcessPoolExecutor(
-                helpers, mp_context=context, initializer=_init_worker, initargs=(self.threads, records)
-            )
-            try:
-                # Spawned only on the first submit: one placeholder task per worker starts them now.
-                starting = [pool.submit(int) for _ in range(helpers)]
-                ready = finished = 0
+        lock = threading.Lock()
+        done_feeding = threading.Event()
+        broken = threading.Event()
+        wake = threading.Event()  # set when a worker's group is done: the feeder hands it the next
+        threads = self.threads
 
-                def drain() -> None:
-                    nonlocal ready
-                    ready += _drain(records, keep)
-
-                def collect(done) -> None:
-                    nonlocal broken, finished
-                    for future in done:
-                        drain()
-                        outcome = _settle(future, futures.pop(future), lost, seen, keep)
-                        finished += outcome == "ok"
-                        broken = broken or outcome == "lost"
-
-                while pending or futures:
-                    drain()
-                    if any(f.done() and f.exception() is not None for f in starting):
-                        broken = True  # a worker died while starting
-                    mine = pending.popleft() if pending else None
-                    # A worker still starting gets no group; a started one gets one (its first group
-                    # still pays one-off costs, 3 s here, so it should not hold two the driver could
-                    # run meanwhile), then two, so that it never waits for the driver to hand it the next.
-                    while not broken and pending and len(futures) < (2 if finished else 1) * ready:
+        def feed() -> None:
+            ready = 0
+            while not done_feeding.is_set():
+                ready += _count_ready(self._ready)
+                if any(f.done() and f.exception() is not None for f in self._starting):
+                    broken.set()  # a worker died while starting
+                with lock:
+                    in_flight = sum(not f.done() for f in futures)
+                    # A worker still starting gets no group, and a started one one at a time: a second
+                    # queued behind it is a group the driver could have run while the worker was busy
+                    # (at the end, the driver idled while the worker ran its last two).
+                    while not broken.is_set() and pending and in_flight < ready:
                         group = pending.pop()
-                        task = _task(config, group, self.workers, self._run_dir)
-                        futures[pool.submit(_worker_task, task, records)] = group
-                    collect([f for f in futures if f.done()])
-                    if mine is not None:
-                        self._run_here(config, mine, progress, keep, seen)
-                    elif futures:
-                        done, _ = wait(set(futures), timeout=0.2, return_when=FIRST_COMPLETED)
-                        collect(done)
-                drain()
-            finally:
-                # Nothing is left to wait for: the workers exit on their own, while the driver writes
-                # the report (waiting for them cost 1.6 s here).
-                pool.shutdown(wait=False, cancel_futures=True)
+                        task = _task(config, group, self.workers, self._run_dir, threads)
+                        try:
+                            future = self._pool.submit(_worker_task, task, self._records)
+                        except BrokenProcessPool:  # a worker died meanwhile: the driver runs the rest
+                            pending.append(group)
+                            broken.set()
+                            break
+                        future.add_done_callback(lambda _: wake.set())
+                        futures[future] = group
+                        in_flight += 1
+                wake.wait(0.05)  # a finished group wakes it at once; a worker's READY within 50 ms
+                wake.clear()
+
+        def settle() -> None:
+            _drain(self._records, keep)
+            with lock:
+                groups_of = {f: futures.pop(f) for f in [f for f in futures if f.done()]}
+            for future, group in groups_of.items():
+                _drain(self._records, keep)
+                if _settle(future, group, lost, seen, keep) == "lost":
+                    broken.set()
+
+        feeder = threading.Thread(target=feed, name="slimlab-feeder", daemon=True)
+        feeder.start()
+        try:
+            while True:
+                settle()
+                with lock:
+                    mine = pending.popleft() if pending else None
+                    in_flight = bool(futures)
+                if mine is not None:
+                    self._run_here(config, mine, progress, keep, seen, threads)
+                elif in_flight:
+                    if self.while_waiting is not None:
+                        idle, self.while_waiting = self.while_waiting, None
+                        # Only a head start: whatever fails here fails again later, where it is reported.
+                        with contextlib.suppress(Exception):
+                            idle()
+                    with lock:
+                        waiting = set(futures)
+                    wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
+                else:
+                    break
+        finally:
+            done_feeding.set()
+            feeder.join()
+        settle()
         return [g for g in lost if any(s.id not in seen for s in g)]
 
-    def _run_here(self, config, group, progress, keep, seen) -> None:
+    def _run_here(self, config, group, progress, keep, seen, threads: int) -> None:
         """One group in the driver, with a worker's share of the threads."""
-        threads = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
+        import torch
+
+        before = torch.get_num_threads()
         try:
-            execute_task(_task(config, group, self.workers, self._run_dir), keep, progress)
+            execute_task(_task(config, group, self.workers, self._run_dir, threads), keep, progress)
         except Exception as error:  # the group itself failed outside any trial
             _fail_missing(group, seen, error, keep)
         finally:
-            torch.set_num_threads(threads)
+            torch.set_num_threads(before)
 
-    def _run_pool(self, context, config, groups, progress, keep, seen, workers) -> list[list[TrialSpec]]:
+    def _run_pool(self, config, groups, progress, keep, seen, workers) -> list[list[TrialSpec]]:
         """Run `groups` in one pool of `workers` processes; return the groups lost with a dead worker."""
         lost: list[list[TrialSpec]] = []
-        with context.Manager() as manager:
+        threads = self.threads
+        with self._context.Manager() as manager:
             records = manager.Queue()
             with ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+                workers, mp_context=self._context, initializer=_init_worker, initargs=(self.workers,)
             ) as pool:
                 futures = {
-                    pool.submit(_worker_task, _task(config, g, self.workers, self._run_dir), records): g
+                    pool.submit(
+                        _worker_task, _task(config, g, self.workers, self._run_dir, threads), records
+                    ): g
                     for g in groups
                 }
                 remaining = set(futures)
@@ -269,18 +393,24 @@ def _settle(future, group: list[TrialSpec], lost: list, seen: set[str], keep: Ke
     return "ok"
 
 
-def _drain(records, keep: Keep) -> int:
-    """Commit every record waiting on the queue; return how many workers said they were ready."""
-    ready = 0
+def _drain(records, keep: Keep) -> None:
+    """Commit every record waiting on the queue."""
     while True:
         try:
-            item = records.get_nowait()
+            keep(records.get_nowait())
         except queue_module.Empty:
-            return ready
-        if item == READY:
-            ready += 1
-        else:
-            keep(item)
+            return
+
+
+def _count_ready(ready) -> int:
+    """How many workers have said they are ready since the last call."""
+    count = 0
+    while True:
+        try:
+            ready.get_nowait()
+        except queue_module.Empty:
+            return count
+        count += 1
 
 
 def _ray_task(task: GroupTask) -> list[TrialRecord]:
@@ -304,6 +434,13 @@ class RayExecutor:
         self.address = address
         self.workers = workers or 0
         self.retries = retries
+        self.while_waiting: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        pass  # Ray starts (or joins) its cluster in `run`
+
+    def close(self) -> None:
+        pass
 
     def run(self, config, groups, progress, keep, run_dir=None) -> None:
         import ray
@@ -320,8 +457,10 @@ class RayExecutor:
             workers = self.workers or cpus
             threads = max(1, cpus // workers)
             remote = ray.remote(num_cpus=threads, max_retries=self.retries)(_ray_task)
-            refs = {remote.remote(_task(config, g, workers, run_dir)): g for g in groups}
+            refs = {remote.remote(_task(config, g, workers, run_dir, threads)): g for g in groups}
             pending = list(refs)
+            if self.while_waiting is not None:
+                self.while_waiting()
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 group = refs[ready[0]]
