@@ -25,7 +25,6 @@ import time
 from typing import Literal
 
 import numpy as np
-import torch
 from pydantic import Field
 from torch import nn
 
@@ -66,15 +65,17 @@ class MixedInt8(TreatmentConfig):
 
 @register_treatment(MixedInt8)
 def mixed_int8(model: nn.Module, config: MixedInt8, context: TreatmentContext) -> nn.Module:
-    from slimlab.treatments.static_quant import OrtModule, _flops_or_none, calibration_batch, export_onnx
+    from slimlab.treatments.static_quant import (
+        OrtModule,
+        _flops_or_none,
+        calibration_batch,
+        export_onnx,
+        require_float32,
+    )
 
     if context.data is None:
         raise SlimlabError("treatment 'mixed_int8' needs data (calibration and validation splits)")
-    if any(p.dtype != torch.float32 for p in model.parameters()) or not any(True for _ in model.parameters()):
-        raise SlimlabError(
-            "treatment 'mixed_int8' quantizes a float32 model; put it after pruning and fine-tuning, and "
-            "not after another quantization or half_precision"
-        )
+    require_float32(model, "'mixed_int8'")
     start = time.perf_counter()
     model = model.cpu().eval()
     calib = calibration_batch(context, config.calibration_samples, config.kind)

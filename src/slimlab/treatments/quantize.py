@@ -68,15 +68,15 @@ def _exported(model: nn.Module, context: TreatmentContext) -> nn.Module:
     """A float32 PyTorch module as an fp32 OrtModule, exported on two training rows (every input, with
     its dtype), for ORT's quantizer."""
     from slimlab.data.batches import take
-    from slimlab.errors import SlimlabError
     from slimlab.models.ort import OrtModule
-    from slimlab.treatments.static_quant import _flops_or_none, calibration_batch, export_onnx
+    from slimlab.treatments.static_quant import (
+        _flops_or_none,
+        calibration_batch,
+        export_onnx,
+        require_float32,
+    )
 
-    if any(p.dtype != torch.float32 for p in model.parameters()):
-        raise SlimlabError(
-            "treatment 'dynamic_int8' with backend 'onnxruntime' quantizes a float32 model; put it after "
-            "pruning and fine-tuning, and not after another quantization or half_precision"
-        )
+    require_float32(model, "'dynamic_int8' with backend 'onnxruntime'")
     example = calibration_batch(context, 2, "dynamic_int8")
     info = {"engine": "onnxruntime", "flops_batch1": _flops_or_none(model, take(example, slice(0, 1)))}
     return OrtModule(export_onnx(model, example), info)

@@ -102,6 +102,17 @@ def _quiet() -> Iterator[None]:
         root.setLevel(level)
 
 
+def require_float32(model: nn.Module, treatment: str) -> None:
+    """The quantizers take a float32 module with weights: one that another quantization or half_precision
+    has treated is refused in one line, naming `treatment`."""
+    params = list(model.parameters())
+    if not params or any(p.dtype != torch.float32 for p in params):
+        raise SlimlabError(
+            f"treatment {treatment} quantizes a float32 model; put it after pruning and fine-tuning, and "
+            "not after another quantization or half_precision"
+        )
+
+
 def calibration_batch(context: TreatmentContext, samples: int, kind: str) -> Inputs:
     """`samples` training rows drawn with the trial's seed: an array, or a tuple/dict of arrays for a model
     with several inputs; every input keeps its dtype (token ids stay int64)."""
@@ -317,13 +328,8 @@ def _torch_ao_static(model: nn.Module, calib: Inputs) -> nn.Module:
 def static_int8(model: nn.Module, config: StaticInt8, context: TreatmentContext) -> nn.Module:
     calib = calibration_batch(context, config.calibration_samples, config.kind)
     foreign_onnx = isinstance(model, OrtModule) and not model.info.get("quantized")
-    if not foreign_onnx and (
-        any(p.dtype != torch.float32 for p in model.parameters()) or not any(True for _ in model.parameters())
-    ):
-        raise SlimlabError(
-            "treatment 'static_int8' quantizes a float32 model; put it after pruning and fine-tuning, and "
-            "not after another quantization or half_precision"
-        )
+    if not foreign_onnx:
+        require_float32(model, "'static_int8'")
     if config.backend == "torch_ao" and (config.selects_nodes() or foreign_onnx):
         raise ConfigError(
             "static_int8: op_types, nodes and their excludes, and ONNX models, need backend = 'onnxruntime'"
