@@ -32,7 +32,6 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from slimlab.bench.backends import ort_dynamic_int8
 from slimlab.bench.deploy import OrtSessionBackend, wrapper_overhead
 from slimlab.bench.latency import measure
 from slimlab.bench.loading import from_module
@@ -42,7 +41,7 @@ from slimlab.models import build_model
 from slimlab.stats import mcnemar_exact
 from slimlab.train import TrainConfig, Trainer, seed_everything
 from slimlab.treatments import HalfPrecision, MixedInt8, TreatmentContext, apply
-from slimlab.treatments.ort_qdq import quantize_qdq
+from slimlab.treatments.ort_qdq import quantize_dynamic_graph, quantize_qdq
 from slimlab.treatments.static_quant import OrtModule, export_onnx
 
 MODELS = {
@@ -93,7 +92,7 @@ def workload(name: str, epochs: int, data) -> dict:
         "torch fp32": ("one-step", _torch(model, torch.float32)),
         "torch bf16": ("one-step", _torch(apply(model, HalfPrecision(dtype="bf16")), torch.bfloat16)),
         "ORT fp32": ("one-step", _session(graph, shape, default)),
-        "ORT dynamic int8": ("one-step", _session(ort_dynamic_int8(graph), shape, default)),
+        "ORT dynamic int8": ("one-step", _session(quantize_dynamic_graph(graph, None), shape, default)),
         "ORT static int8 QDQ": ("one-step", _session(static, shape, default)),
     }
     graphs = {"ORT fp32": graph, "static int8 per-channel": static, "static int8 per-tensor": static_pt}

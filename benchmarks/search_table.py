@@ -49,7 +49,6 @@ import numpy as np
 import torch
 
 from slimlab.analysis.search import screening_metric, search_decision
-from slimlab.bench.backends import ort_dynamic_int8
 from slimlab.bench.deploy import deployed_latency, session_options
 from slimlab.bench.environment import environment
 from slimlab.bench.latency import measure
@@ -68,6 +67,7 @@ from slimlab.data.batches import (
 )
 from slimlab.models.factory import build_configured_model
 from slimlab.treatments import HalfPrecision, apply
+from slimlab.treatments.ort_qdq import quantize_dynamic_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "search_table"
@@ -217,7 +217,7 @@ def workload(name: str, run_dir: Path, batches: list[int], reps: int, min_time: 
         "torch fp32": torch_cell(module, torch.float32),
         "torch bf16": torch_cell(apply(module, HalfPrecision(dtype="bf16")), torch.bfloat16),
         "ORT fp32": session(dense_graph, default),
-        "ORT dynamic int8": session(ort_dynamic_int8(dense_graph), default),
+        "ORT dynamic int8": session(quantize_dynamic_graph(dense_graph, None), default),
         "ORT static int8 QDQ": session(
             (run_dir / _trial(results, "search-s0-static_int8")["model_file"]).read_bytes(), default
         ),

@@ -435,14 +435,6 @@ class OnnxRuntimeBackend:
         return dst
 
 
-def ort_dynamic_int8(graph: bytes) -> bytes:
-    """ONNX Runtime's dynamic int8 of a graph, as the `onnxruntime-int8` backend makes it."""
-    with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as tmp:
-        src = Path(tmp) / "model.onnx"
-        src.write_bytes(graph)
-        return OnnxRuntimeBackend._quantize(src, Path(tmp) / "model.int8.onnx").read_bytes()
-
-
 # name -> a factory of the backend. `BenchConfig.backends` accepts exactly these names.
 BACKENDS: Registry[Callable[[], Backend]] = Registry("backend")
 BACKENDS.register("eager", EagerBackend, description="PyTorch eager, inference mode")

@@ -124,11 +124,11 @@ def _through_files(graph: bytes, quantize: Callable[[Path, Path], None]) -> byte
 
 
 def quantize_dynamic_graph(
-    graph: bytes, op_types: Sequence[str], nodes_to_exclude: Sequence[str] = ()
+    graph: bytes, op_types: Sequence[str] | None, nodes_to_exclude: Sequence[str] = ()
 ) -> bytes:
     """ONNX Runtime's dynamic int8 of a graph (`onnxruntime.quantization.quantize_dynamic`): int8 weights,
-    activations quantized per batch (DynamicQuantizeLinear + MatMulInteger), on nodes of `op_types` except
-    `nodes_to_exclude`, which stay fp32.
+    activations quantized per batch (DynamicQuantizeLinear + MatMulInteger), on nodes of `op_types` (None:
+    every op type ORT quantizes, its one-line default) except `nodes_to_exclude`, which stay fp32.
 
     ORT's dynamic quantizer splits a Gemm into `<name>_MatMul` and `<name>_Add` before it reads the
     exclusions, so an excluded Gemm used to be quantized anyway (its MatMul became MatMulInteger): the split
@@ -144,7 +144,7 @@ def quantize_dynamic_graph(
         lambda src, dst: quantize_dynamic(
             src,
             dst,
-            op_types_to_quantize=list(op_types),
+            op_types_to_quantize=None if op_types is None else list(op_types),
             nodes_to_exclude=excluded,
             weight_type=QuantType.QInt8,
         ),
