@@ -207,23 +207,20 @@ class WorkerPoolExecutor:
             raise self._start_error
 
     def _start_pool(self) -> None:
+        helpers = self.workers - 1
         try:
-            self._spawn()
+            self._manager = self._context.Manager()  # started: it carries the two queues
+            self._records, self._ready = self._manager.Queue(), self._manager.Queue()
+            self._pool = ProcessPoolExecutor(
+                helpers,
+                mp_context=self._context,
+                initializer=_init_worker,
+                initargs=(self.workers, self._ready),
+            )
+            # Spawned only on a submit: one placeholder task per worker starts them now.
+            self._starting = [self._pool.submit(int) for _ in range(helpers)]
         except BaseException as error:  # re-raised in the caller's thread, by `run`
             self._start_error = error
-
-    def _spawn(self) -> None:
-        helpers = self.workers - 1
-        self._manager = self._context.Manager()  # started: it carries the two queues
-        self._records, self._ready = self._manager.Queue(), self._manager.Queue()
-        self._pool = ProcessPoolExecutor(
-            helpers,
-            mp_context=self._context,
-            initializer=_init_worker,
-            initargs=(self.workers, self._ready),
-        )
-        # Spawned only on a submit: one placeholder task per worker starts them now.
-        self._starting = [self._pool.submit(int) for _ in range(helpers)]
 
     def close(self) -> None:
         # Nothing is left to wait for: the workers exit on their own, while the driver writes the report
@@ -282,7 +279,7 @@ class WorkerPoolExecutor:
         def feed() -> None:
             ready = 0
             while not done_feeding.is_set():
-                ready += _count_ready(self._ready)
+                ready += _drain(self._ready, lambda _: None)  # each item is one worker's READY
                 if any(f.done() and f.exception() is not None for f in self._starting):
                     broken.set()  # a worker died while starting
                 with lock:
@@ -325,11 +322,7 @@ class WorkerPoolExecutor:
                 if mine is not None:
                     self._run_here(config, mine, progress, keep, seen, threads)
                 elif in_flight:
-                    if self.while_waiting is not None:
-                        idle, self.while_waiting = self.while_waiting, None
-                        # Only a head start: whatever fails here fails again later, where it is reported.
-                        with contextlib.suppress(Exception):
-                            idle()
+                    _use_idle_time(self)
                     with lock:
                         waiting = set(futures)
                     wait(waiting, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -393,24 +386,25 @@ def _settle(future, group: list[TrialSpec], lost: list, seen: set[str], keep: Ke
     return "ok"
 
 
-def _drain(records, keep: Keep) -> None:
-    """Commit every record waiting on the queue."""
-    while True:
-        try:
-            keep(records.get_nowait())
-        except queue_module.Empty:
-            return
-
-
-def _count_ready(ready) -> int:
-    """How many workers have said they are ready since the last call."""
+def _drain(items, take: Callable) -> int:
+    """Hand every item waiting on the queue to `take` (commit a record); return how many there were."""
     count = 0
     while True:
         try:
-            ready.get_nowait()
+            item = items.get_nowait()
         except queue_module.Empty:
             return count
+        take(item)
         count += 1
+
+
+def _use_idle_time(executor: Executor) -> None:
+    """Call the executor's `while_waiting` once, the first time its driver has nothing to run. It is only
+    a head start (the report's imports): whatever fails there fails again later, where it is reported."""
+    idle, executor.while_waiting = executor.while_waiting, None
+    if idle is not None:
+        with contextlib.suppress(Exception):
+            idle()
 
 
 def _ray_task(task: GroupTask) -> list[TrialRecord]:
@@ -459,8 +453,7 @@ class RayExecutor:
             remote = ray.remote(num_cpus=threads, max_retries=self.retries)(_ray_task)
             refs = {remote.remote(_task(config, g, workers, run_dir, threads)): g for g in groups}
             pending = list(refs)
-            if self.while_waiting is not None:
-                self.while_waiting()
+            _use_idle_time(self)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 group = refs[ready[0]]
